@@ -1,0 +1,81 @@
+"""Opening the catalog: one read-only DuckDB connection per process, shared by request threads via cursors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from pillcheck.catalog.search import SearchIndex
+from pillcheck.safety.dur import DurIndex
+
+T = TypeVar("T")
+
+
+class CatalogMissing(FileNotFoundError):
+    """No catalog database at the given path."""
+
+
+class CatalogError(RuntimeError):
+    """A file that is not a pillcheck catalog (or a damaged one)."""
+
+
+class Catalog:
+    """A built catalog file. Indexes that serve every request (DUR, search) load once, lazily, under a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._cache: dict[str, object] = {}
+        if not self.path.is_file():
+            raise CatalogMissing(
+                f"no catalog at {self.path}: build one with `pillcheck data import DIR` "
+                "(official files) or `pillcheck data demo` (the small demo fixture)"
+            )
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=True)
+            meta = dict(self._con.execute("SELECT key, value FROM meta").fetchall())
+        except duckdb.Error as exc:
+            raise CatalogError(f"{self.path} is not a pillcheck catalog ({exc.__class__.__name__}: {exc})") from exc
+        self.meta = meta
+        self.data = meta.get("data", "unknown")
+        self.mtime = self.path.stat().st_mtime_ns
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for this thread: DuckDB connections are not shared across threads, cursors are cheap."""
+        return self._con.cursor()
+
+    def _lazy(self, name: str, build: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        if name not in self._cache:
+            with self._lock:
+                if name not in self._cache:
+                    self._cache[name] = build(self.cursor())
+        return self._cache[name]  # type: ignore[return-value]
+
+    @property
+    def dur(self) -> DurIndex:
+        return self._lazy("dur", DurIndex)
+
+    @property
+    def search(self) -> SearchIndex:
+        return self._lazy("search", SearchIndex)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+_open: dict[Path, Catalog] = {}
+_open_lock = threading.Lock()
+
+
+def open_catalog(path: Path) -> Catalog:
+    """The process-wide Catalog for ``path`` (reopened when the file was swapped by an import)."""
+    path = Path(path).resolve()
+    with _open_lock:
+        cat = _open.get(path)
+        if cat is None or not path.exists() or cat.mtime != path.stat().st_mtime_ns:
+            cat = _open[path] = Catalog(path)
+        return cat

@@ -1,0 +1,259 @@
+"""`pillcheck` command line. Every command calls the same library functions the app and API use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from pillcheck import config
+
+DEMO_BANNER = "DEMO DATA — fictitious products, not for medical use"
+SEVERITY_MARK = {"critical": "!!", "warning": "! ", "caution": "~ ", "info": "  "}
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line, no traceback."""
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", type=Path, default=None,
+                   help=f"catalog database (default: $PILLCHECK_DB, else {config.default_db()})")
+
+
+def _open(args: argparse.Namespace):
+    from pillcheck.catalog.db import open_catalog
+
+    return open_catalog(args.db or config.default_db())
+
+
+def _emit(obj: object) -> None:
+    print(json.dumps(obj, ensure_ascii=False))
+
+
+# ---------------------------------------------------------------- data
+def cmd_data_import(args: argparse.Namespace) -> int:
+    from pillcheck.catalog.importer import import_dir
+
+    db = args.db or config.default_db()
+    kind = "demo" if Path(args.dir).resolve() == config.DEMO_DIR.resolve() else "official"
+    counts = import_dir(Path(args.dir), db, data_kind=kind)
+    print(f"imported {args.dir} -> {db} in {counts.pop('seconds')} s: "
+          + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    if kind == "demo":
+        print(DEMO_BANNER)
+    return 0
+
+
+def cmd_data_demo(args: argparse.Namespace) -> int:
+    args.dir = config.DEMO_DIR
+    return cmd_data_import(args)
+
+
+def cmd_data_update(args: argparse.Namespace) -> int:
+    from pillcheck.catalog import sources
+
+    db = args.db or config.default_db()
+    result = sources.update(db, dest=args.download_dir, base=args.api_base, extra_dir=args.with_dir,
+                            progress=not args.quiet)
+    print(f"updated {db}: {result['requests']} requests, rules {result['dur_rules']:,}, items {result['items']:,}")
+    return 0
+
+
+STATS_SQL = {
+    "items": "SELECT count(*) FROM items",
+    "pill catalog items": "SELECT count(DISTINCT item_seq) FROM appearance",
+    "catalog items with >=1 ingredient": """SELECT count(DISTINCT a.item_seq) FROM appearance a
+        WHERE a.item_seq IN (SELECT item_seq FROM item_ingredients)""",
+    "catalog items with >=1 DUR ingredient code": """SELECT count(DISTINCT a.item_seq) FROM appearance a
+        WHERE a.item_seq IN (SELECT item_seq FROM item_ingredients WHERE ingr_code IS NOT NULL)""",
+}
+
+
+def catalog_stats(cat) -> dict:
+    con = cat.cursor()
+    out: dict = {"data": cat.data, "built_at": cat.meta.get("built_at")}
+    out.update({k: con.execute(q).fetchall()[0][0] for k, q in STATS_SQL.items()})
+    n = out["pill catalog items"] or 1
+    out["ingredient coverage"] = round(out["catalog items with >=1 ingredient"] / n, 4)
+    out["DUR code coverage"] = round(out["catalog items with >=1 DUR ingredient code"] / n, 4)
+    out["rules"] = dict(con.execute("SELECT type_name, count(*) FROM dur_rules GROUP BY 1 ORDER BY 1").fetchall())
+    out["rules"]["분할주의 (products)"] = con.execute("SELECT count(*) FROM split_rules").fetchall()[0][0]
+    out["ingredient sources"] = dict(con.execute(
+        "SELECT source, count(DISTINCT item_seq) FROM item_ingredients GROUP BY 1 ORDER BY 1").fetchall())
+    return out
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    stats = catalog_stats(_open(args))
+    if args.json:
+        _emit(stats)
+        return 0
+    if stats["data"] == "demo":
+        print(DEMO_BANNER)
+    for k, v in stats.items():
+        if isinstance(v, dict):
+            print(f"{k}:")
+            for kk, vv in v.items():
+                print(f"  {kk:<28} {vv:>8,}")
+        elif isinstance(v, float):
+            print(f"{k:<44} {v:.1%}")
+        else:
+            print(f"{k:<44} {v:,}" if isinstance(v, int) else f"{k:<44} {v}")
+    return 0
+
+
+# ---------------------------------------------------------------- check / search
+def _profile(age: float | None, pregnant: bool):
+    from pillcheck.safety.dur import Profile
+
+    try:
+        return Profile(age=age, pregnant=pregnant)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _print_check(result, cat) -> None:
+    if result.data == "demo":
+        print(DEMO_BANNER)
+    if not result.warnings:
+        print("no DUR warnings for these products" + (" (but see below)" if result.unchecked or result.unknown else ""))
+    for w in result.warnings:
+        names = " + ".join(w.item_names)
+        print(f"{SEVERITY_MARK.get(w.severity, '')}[{w.severity}] {w.type_name} ({w.kind}): {names}")
+        print(f"     {', '.join(w.ingredient_names)} — {w.reason}"
+              + (f" [고시 {w.notice_date}]" if w.notice_date else ""))
+    if result.unknown:
+        print(f"unknown item codes (not in the catalog): {' '.join(result.unknown)}")
+    if result.unchecked:
+        print(f"could not be checked (no ingredient data): {' '.join(result.unchecked)}")
+    if result.checks_skipped:
+        print(f"not checked without a profile: {', '.join(result.checks_skipped)} (give --age / --pregnant)")
+
+
+def _batch_lines(path: str) -> Iterator[str]:
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    try:
+        yield from stream
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from pillcheck.safety.dur import check
+
+    cat = _open(args)
+    if args.batch:
+        for n, line in enumerate(_batch_lines(args.batch), 1):
+            if not line.strip():
+                continue
+            try:
+                spec = json.loads(line)
+                if isinstance(spec, dict):
+                    items, age, preg = spec.get("items", []), spec.get("age", args.age), spec.get("pregnant", args.pregnant)
+                else:
+                    items, age, preg = spec, args.age, args.pregnant
+                if not isinstance(items, list):
+                    raise ValueError("expected a JSON list of item codes")
+                _emit(check(cat.dur, [str(i) for i in items], _profile(age, bool(preg))).to_dict())
+            except (ValueError, UserError, TypeError) as exc:
+                _emit({"line": n, "error": str(exc)})
+        return 0
+    if not args.items:
+        raise UserError("give item codes (ITEM_SEQ) or --batch FILE")
+    result = check(cat.dur, args.items, _profile(args.age, args.pregnant))
+    if args.json:
+        _emit(result.to_dict())
+    else:
+        _print_check(result, cat)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    cat = _open(args)
+    hits = cat.search.search(args.text, limit=args.limit)
+    if args.json:
+        _emit({"query": args.text, "results": [h.to_dict() for h in hits], "data": cat.data})
+        return 0
+    if cat.data == "demo":
+        print(DEMO_BANNER)
+    if not hits:
+        print("no match")
+    for h in hits:
+        imprint = " / ".join(x for x in (h.print_front, h.print_back) if x) or "-"
+        print(f"{h.item_seq}  {h.score:5.1f}  {h.name}  [{h.company or ''}]  imprint {imprint}  {h.shape or ''} "
+              f"{h.color or ''}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pillcheck", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress and decisions")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="build and inspect the catalog database").add_subparsers(dest="data_cmd",
+                                                                                               required=True)
+    imp = data.add_parser("import", help="import official files from a folder (nedrug bulk files, API dumps/pages)")
+    imp.add_argument("dir", type=Path)
+    _db_arg(imp)
+    imp.set_defaults(func=cmd_data_import)
+    demo = data.add_parser("demo", help="build the catalog from the small fictitious demo fixture")
+    _db_arg(demo)
+    demo.set_defaults(func=cmd_data_demo)
+    upd = data.add_parser("update", help="download the official data via the data.go.kr OpenAPIs, then import")
+    _db_arg(upd)
+    upd.add_argument("--download-dir", type=Path, default=None, help="where pages are kept (resumable)")
+    upd.add_argument("--api-base", default=None, help="OpenAPI base URL (default $PILLCHECK_API_BASE or official)")
+    upd.add_argument("--with-dir", type=Path, default=None, help="also import bulk files from this folder")
+    upd.add_argument("--quiet", action="store_true", help="no progress bar")
+    upd.set_defaults(func=cmd_data_update)
+    st = data.add_parser("stats", help="items, rules per type and ingredient coverage")
+    _db_arg(st)
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_data_stats)
+
+    chk = sub.add_parser("check", help="DUR warnings for item codes (ITEM_SEQ)")
+    chk.add_argument("items", nargs="*", help="ITEM_SEQ codes")
+    chk.add_argument("--age", type=float, default=None, help="age in years (enables age and elderly rules)")
+    chk.add_argument("--pregnant", action="store_true", help="enables pregnancy rules")
+    chk.add_argument("--batch", default=None,
+                     help="JSON lines file ('-' = stdin): a list of codes, or {items, age, pregnant}, per line")
+    chk.add_argument("--json", action="store_true")
+    _db_arg(chk)
+    chk.set_defaults(func=cmd_check)
+
+    se = sub.add_parser("search", help="fuzzy search over product names and imprints")
+    se.add_argument("text")
+    se.add_argument("--limit", type=int, default=10)
+    se.add_argument("--json", action="store_true")
+    _db_arg(se)
+    se.set_defaults(func=cmd_search)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from pillcheck.catalog.db import CatalogError, CatalogMissing
+    from pillcheck.catalog.readers import DataFileError
+    from pillcheck.catalog.sources import UpdateError
+
+    try:
+        return args.func(args)
+    except (UserError, DataFileError, CatalogMissing, CatalogError, UpdateError) as exc:
+        print(f"pillcheck: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pillcheck: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Shared fixtures. Tests on the real official data read ../shared/data and skip only when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pillcheck import config
+from pillcheck.catalog.db import Catalog
+from pillcheck.catalog.importer import import_dir
+
+SHARED = Path(os.environ.get("PILLCHECK_SHARED_DATA", config.REPO_ROOT.parent / "shared" / "data"))
+MFDS = SHARED / "mfds"
+needs_shared = pytest.mark.skipif(not MFDS.is_dir(), reason=f"official data not found at {MFDS}")
+
+
+@pytest.fixture(scope="session")
+def official_db(tmp_path_factory) -> Path:
+    if not MFDS.is_dir():
+        pytest.skip(f"official data not found at {MFDS}")
+    db = tmp_path_factory.mktemp("official") / "pillcheck.duckdb"
+    import_dir(MFDS, db)
+    return db
+
+
+@pytest.fixture(scope="session")
+def official(official_db) -> Catalog:
+    return Catalog(official_db)
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    import_dir(config.DEMO_DIR, db, data_kind="demo")
+    return db
+
+
+@pytest.fixture(scope="session")
+def demo(demo_db) -> Catalog:
+    return Catalog(demo_db)
