@@ -190,6 +190,80 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- detection
+def cmd_detect(args: argparse.Namespace) -> int:
+    from pillcheck import images
+    from pillcheck.inference import models
+
+    det = models.detector(args.model)
+    out = []
+    for path in args.images:
+        try:
+            rgb = images.load(path)
+        except images.InputError as exc:
+            out.append({"image": str(path), "error": str(exc)})
+            continue
+        d = det(rgb, conf=args.conf, iou=args.iou)
+        out.append({"image": str(path), "width": rgb.shape[1], "height": rgb.shape[0],
+                    "pills": [{"box": [round(float(v), 1) for v in box], "confidence": round(float(c), 4)}
+                              for box, c in zip(d.xyxy, d.confidence)]})
+    if args.json:
+        _emit(out)
+    else:
+        for r in out:
+            print(f"{r['image']}: " + (r["error"] if "error" in r else f"{len(r['pills'])} pills"))
+    return 0
+
+
+def yolo_folder(root: Path) -> list[tuple[Path, Path]]:
+    """(image, label) pairs of a YOLO-format folder: ROOT/images/* with ROOT/labels/<stem>.txt."""
+    img_dir = root / "images" if (root / "images").is_dir() else root
+    lbl_dir = root / "labels" if (root / "labels").is_dir() else root
+    pairs = [(p, lbl_dir / f"{p.stem}.txt") for p in sorted(img_dir.iterdir())
+             if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp")]
+    if not pairs:
+        raise UserError(f"{root}: no images found (expected ROOT/images/*.jpg and ROOT/labels/*.txt)")
+    return pairs
+
+
+def cmd_eval_detector(args: argparse.Namespace) -> int:
+    from pillcheck import images, metrics
+    from pillcheck.inference import models
+    from pillcheck.training.scenes import read_yolo
+
+    det = models.detector(args.model)
+    preds, gts = [], []
+    for img_path, lbl in yolo_folder(Path(args.dataset)):
+        rgb = images.load(img_path)
+        d = det(rgb, conf=0.001, iou=args.iou)
+        preds.append((d.xyxy, d.confidence))
+        gts.append(read_yolo(lbl, rgb.shape[1], rgb.shape[0]))
+    result = {"dataset": str(args.dataset), **metrics.evaluate(preds, gts, conf=args.conf)}
+    if args.json:
+        _emit(result)
+    else:
+        for k, v in result.items():
+            print(f"{k:<16} {v}")
+    return 0
+
+
+# ---------------------------------------------------------------- training (the [train] extra)
+def cmd_train_detector(args: argparse.Namespace) -> int:
+    from pillcheck.training import detector as td
+
+    out = Path(args.work) / "detector_data"
+    data = out / "data.yaml"
+    if not data.exists() or args.rebuild:
+        cfg = td.DatasetConfig(shared=Path(args.shared), db=args.db or config.default_db(), out=out,
+                               synthetic=args.synthetic, seed=args.seed)
+        data = td.build_dataset(cfg)
+    best = td.train(data, Path(args.work) / "runs" / "detector", model=args.model, imgsz=args.imgsz,
+                    epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device)
+    onnx = td.export(best, Path(args.output), imgsz=args.imgsz)
+    print(f"detector: {onnx}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pillcheck", description=__doc__)
@@ -233,6 +307,41 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--json", action="store_true")
     _db_arg(se)
     se.set_defaults(func=cmd_search)
+    de = sub.add_parser("detect", help="find every pill in photos (boxes in original pixels)")
+    de.add_argument("images", nargs="+", type=Path)
+    de.add_argument("--conf", type=float, default=0.35, help="confidence threshold")
+    de.add_argument("--iou", type=float, default=0.5, help="NMS IoU threshold")
+    de.add_argument("--model", type=Path, default=None, help="detector ONNX (default models/detector.onnx)")
+    de.add_argument("--json", action="store_true")
+    de.set_defaults(func=cmd_detect)
+
+    ev = sub.add_parser("eval", help="evaluate a model on a labelled folder").add_subparsers(dest="eval_cmd",
+                                                                                            required=True)
+    ed = ev.add_parser("detector", help="precision, recall, mAP50, mAP50-95 on a YOLO-format folder")
+    ed.add_argument("dataset", type=Path)
+    ed.add_argument("--conf", type=float, default=0.35, help="operating threshold for precision/recall")
+    ed.add_argument("--iou", type=float, default=0.5, help="NMS IoU threshold")
+    ed.add_argument("--model", type=Path, default=None)
+    ed.add_argument("--json", action="store_true")
+    ed.set_defaults(func=cmd_eval_detector)
+
+    tr = sub.add_parser("train", help="train a model (needs the [train] extra)").add_subparsers(dest="train_cmd",
+                                                                                                 required=True)
+    td = tr.add_parser("detector", help="build the synthetic+real dataset, train YOLO from scratch, export ONNX")
+    td.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")
+    td.add_argument("--work", type=Path, default=config.REPO_ROOT / "work", help="datasets, cut-outs and runs")
+    td.add_argument("--output", type=Path, default=config.MODELS_DIR / "detector.onnx")
+    td.add_argument("--synthetic", type=int, default=1000, help="synthetic training scenes")
+    td.add_argument("--model", default="yolov8n.yaml")
+    td.add_argument("--imgsz", type=int, default=416)
+    td.add_argument("--epochs", type=int, default=22)
+    td.add_argument("--batch", type=int, default=16)
+    td.add_argument("--seed", type=int, default=0)
+    td.add_argument("--device", default="cpu", help="cpu, or a CUDA index such as 0")
+    td.add_argument("--rebuild", action="store_true", help="rebuild the dataset even if it exists")
+    td.add_argument("--resume", action="store_true", help="continue an interrupted run from last.pt")
+    _db_arg(td)
+    td.set_defaults(func=cmd_train_detector)
     return p
 
 
@@ -242,10 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     from pillcheck.catalog.db import CatalogError, CatalogMissing
     from pillcheck.catalog.readers import DataFileError
     from pillcheck.catalog.sources import UpdateError
+    from pillcheck.images import InputError
+    from pillcheck.inference.session import ModelError
 
     try:
         return args.func(args)
-    except (UserError, DataFileError, CatalogMissing, CatalogError, UpdateError) as exc:
+    except (UserError, DataFileError, CatalogMissing, CatalogError, UpdateError, ModelError, InputError) as exc:
         print(f"pillcheck: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,88 @@
+"""The only place that decodes user bytes: any photo in, an upright RGB array out, or a clear InputError.
+
+Phones send JPEG/PNG/WebP/HEIC with EXIF orientation; people also send screenshots with alpha, 16-bit PNGs,
+CMYK JPEGs, GIFs and things that are not images at all. Pillow (+ pillow-heif) decodes, ``exif_transpose``
+turns the pixels upright, and every failure becomes an InputError whose message a person can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+try:  # HEIC/HEIF from iPhones
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - pillow-heif is a runtime dependency; keep decoding the rest
+    pass
+
+MAX_BYTES = 40 * 1024 * 1024  # a 48 MP phone JPEG is ~25 MB
+MAX_PIXELS = 60_000_000  # above this we refuse before decoding (decompression bombs)
+MIN_SIDE = 32
+
+
+class InputError(ValueError):
+    """A photo we cannot use; ``str(err)`` is the message to show the person."""
+
+
+def load(source: bytes | str | Path, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode ``source`` (bytes or a path) to an upright RGB uint8 array (H, W, 3)."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"{path.name}: file not found")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InputError(f"{path.name}: the file is {size / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+        data = path.read_bytes()
+    else:
+        data = bytes(source)
+    if not data:
+        raise InputError("the file is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise InputError(f"the file is {len(data) / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise InputError(f"the photo is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is {max_pixels / 1e6:.0f} MP")
+            img.load()
+    except InputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise InputError("this is not a photo pillcheck can read (JPEG, PNG, WebP, HEIC, GIF, BMP, TIFF)") from exc
+        raise InputError(f"the photo has too many pixels to decode safely (over {max_pixels / 1e6:.0f} MP)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputError(f"the photo is damaged or cut short and cannot be decoded ({exc.__class__.__name__})") from exc
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """Upright 8-bit RGB: EXIF rotation applied, alpha composited on white, 16-bit/CMYK/palette/grey converted."""
+    if getattr(img, "is_animated", False):
+        img.seek(0)  # first frame of a GIF/WebP animation
+    with contextlib.suppress(OSError, ValueError, SyntaxError):  # a broken EXIF block must not lose the photo
+        img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray((arr / peak * 255).clip(0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    rgb = np.asarray(img.convert("RGB"))
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise InputError(f"the photo is only {w}x{h} pixels; pills cannot be seen at that size")
+    return np.ascontiguousarray(rgb)

@@ -1,0 +1,115 @@
+"""Pill detector: letterbox -> onnxruntime -> decode -> NMS -> boxes in original pixels. numpy/cv2 only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pillcheck.inference.session import ModelError, create_session
+
+STRIDE = 32
+
+
+@dataclass
+class Detections:
+    """Boxes for one image, in original-image pixels (xyxy), with confidence and class id; validated."""
+
+    xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    class_id: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
+        self.confidence = np.asarray(self.confidence, np.float32).reshape(-1)
+        self.class_id = np.asarray(self.class_id, np.int32).reshape(-1)
+        n = len(self.xyxy)
+        if len(self.confidence) != n or len(self.class_id) != n:
+            raise ValueError(f"Detections: {n} boxes but {len(self.confidence)} scores, {len(self.class_id)} ids")
+        if n and (np.any(self.xyxy[:, 2] < self.xyxy[:, 0]) or np.any(self.xyxy[:, 3] < self.xyxy[:, 1])):
+            raise ValueError("Detections: boxes must be x1<=x2, y1<=y2")
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, idx) -> Detections:
+        return Detections(self.xyxy[idx], self.confidence[idx], self.class_id[idx])
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize the long side to ``size`` and pad the short side to a multiple of 32 (not to a square).
+
+    Returns the NCHW float32 tensor, the scale, and the (left, top) padding, to map boxes back.
+    """
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    pw, ph = (-nw) % STRIDE, (-nh) % STRIDE
+    left, top = pw // 2, ph // 2
+    padded = cv2.copyMakeBorder(resized, top, ph - top, left, pw - left, cv2.BORDER_CONSTANT, value=(114, 114, 114))
+    tensor = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+    return tensor, scale, (left, top)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy NMS (numpy): indices kept, best first."""
+    order = np.argsort(-scores)
+    keep = []
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1) * (y2 - y1)
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
+        order = rest[inter / (areas[i] + areas[rest] - inter + 1e-9) <= iou]
+    return np.array(keep, np.int64)
+
+
+class Detector:
+    """YOLO-family ONNX detector with raw head output [1, 4 + classes, anchors] (cx, cy, w, h, scores...)."""
+
+    def __init__(self, path: Path, imgsz: int = 416, threads: int | None = None) -> None:
+        self.path, self.imgsz = Path(path), imgsz
+        self.session = create_session(self.path, threads=threads)
+        inp = self.session.get_inputs()[0]
+        if len(inp.shape) != 4:
+            raise ModelError(f"{self.path.name}: expected an image input [b,3,h,w], got {inp.shape}")
+        self.input_name = inp.name
+        fixed = [d for d in inp.shape[2:] if isinstance(d, int)]
+        self.fixed = fixed[0] if len(fixed) == 2 and fixed[0] == fixed[1] else None
+        if self.fixed:
+            self.imgsz = self.fixed
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def __call__(self, image: np.ndarray, conf: float = 0.25, iou: float = 0.5, max_det: int = 300) -> Detections:
+        h, w = image.shape[:2]
+        tensor, scale, (left, top) = letterbox(image, self.imgsz)
+        if self.fixed and tensor.shape[2:] != (self.fixed, self.fixed):  # a fixed-size export needs a square
+            pad_h, pad_w = self.fixed - tensor.shape[2], self.fixed - tensor.shape[3]
+            tensor = np.pad(tensor, ((0, 0), (0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)),
+                            constant_values=114 / 255)
+            left, top = left + pad_w // 2, top + pad_h // 2
+        out = self.session.run(None, {self.input_name: tensor})[0][0]  # (4 + nc, anchors)
+        scores_all = out[4:]
+        cls = scores_all.argmax(0)
+        scores = scores_all[cls, np.arange(scores_all.shape[1])]
+        keep = scores >= conf
+        if not np.any(keep):
+            return Detections()
+        cx, cy, bw, bh = out[:4, keep]
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
+        scores, cls = scores[keep], cls[keep]
+        idx = nms(boxes, scores, iou)[:max_det]
+        boxes = (boxes[idx] - np.array([left, top, left, top], np.float32)) / scale
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return Detections(boxes, scores[idx], cls[idx])

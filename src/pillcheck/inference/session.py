@@ -1,0 +1,72 @@
+"""One onnxruntime session factory for every model: providers by preference, explicit threads, honest logs.
+
+onnxruntime-gpu lists CUDA even on a machine without CUDA libraries and then falls back to the CPU, so the
+providers that actually run are read from the session after it is created and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+PREFERENCE = ("CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider")
+
+
+class ModelError(RuntimeError):
+    """A model file that is missing or unusable; the message says which and what to do."""
+
+
+def providers(requested: list[str] | None = None) -> list[str]:
+    """The preferred providers this onnxruntime build offers (PILLCHECK_PROVIDERS=CPU forces the CPU)."""
+    available = set(ort.get_available_providers())
+    env = os.environ.get("PILLCHECK_PROVIDERS")
+    wanted = requested or ([f"{p.strip()}ExecutionProvider" if not p.strip().endswith("Provider") else p.strip()
+                            for p in env.split(",")] if env else list(PREFERENCE))
+    chosen = [p for p in wanted if p in available]
+    return chosen or ["CPUExecutionProvider"]
+
+
+def create_session(path: Path, *, threads: int | None = None, requested: list[str] | None = None) -> ort.InferenceSession:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path} (train it with `pillcheck train ...` or restore models/)")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or int(os.environ.get("PILLCHECK_THREADS", 0)) or (os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # the CUDA-missing fallback is expected on CPU machines; real errors still raise
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers(requested))
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+        raise ModelError(f"{path.name} is not a usable ONNX model ({exc.__class__.__name__}: "
+                         f"{str(exc).splitlines()[0][:200]})") from exc
+    log.info("%s: running on %s (%d threads)", path.name, ", ".join(session.get_providers()),
+             opts.intra_op_num_threads)
+    return session
+
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A model built once, on first use, behind a lock (many request threads, one load)."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._factory()
+        return self._value

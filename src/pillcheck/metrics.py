@@ -1,0 +1,84 @@
+"""Detection metrics in numpy (no torch at evaluation time): precision/recall at an operating point, AP, mAP."""
+
+from __future__ import annotations
+
+import numpy as np
+
+IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
+
+
+def match(pred: np.ndarray, scores: np.ndarray, gt: np.ndarray, thr: float) -> np.ndarray:
+    """Greedy by score: True for each prediction that claims a still-free ground truth at IoU >= thr."""
+    tp = np.zeros(len(pred), bool)
+    if len(pred) == 0 or len(gt) == 0:
+        return tp
+    ious = iou_matrix(pred, gt)
+    free = np.ones(len(gt), bool)
+    for i in np.argsort(-scores):
+        cand = np.where(free & (ious[i] >= thr))[0]
+        if cand.size:
+            j = cand[np.argmax(ious[i, cand])]
+            free[j] = False
+            tp[i] = True
+    return tp
+
+
+def average_precision(tp: np.ndarray, scores: np.ndarray, n_gt: int) -> float:
+    """COCO-style 101-point interpolated AP."""
+    if n_gt == 0:
+        return float("nan")
+    order = np.argsort(-scores)
+    tp = tp[order]
+    ctp, cfp = np.cumsum(tp), np.cumsum(~tp)
+    recall = ctp / n_gt
+    precision = ctp / np.maximum(ctp + cfp, 1)
+    precision = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+    ap = 0.0
+    for r in np.linspace(0, 1, 101):
+        idx = np.searchsorted(recall, r, side="left")
+        ap += precision[idx] if idx < len(precision) else 0.0
+    return ap / 101
+
+
+def evaluate(preds: list[tuple[np.ndarray, np.ndarray]], gts: list[np.ndarray], conf: float = 0.25) -> dict:
+    """preds: per image (boxes xyxy, scores) at a low threshold; gts: per image boxes. Single class."""
+    n_gt = int(sum(len(g) for g in gts))
+    scores = np.concatenate([s for _, s in preds]) if preds else np.zeros(0)
+    out: dict = {"images": len(gts), "boxes": n_gt}
+    aps = []
+    for thr in IOU_THRESHOLDS:
+        tp = np.concatenate([match(b, s, g, thr) for (b, s), g in zip(preds, gts)]) if preds else np.zeros(0, bool)
+        aps.append(average_precision(tp, scores, n_gt))
+        if thr == 0.5:
+            tp50 = tp
+    out["mAP50"] = round(float(aps[0]), 4)
+    out["mAP50-95"] = round(float(np.nanmean(aps)), 4)
+    sel = scores >= conf
+    tp_at = int(tp50[sel].sum())
+    out["conf"] = conf
+    out["precision"] = round(tp_at / max(int(sel.sum()), 1), 4)
+    out["recall"] = round(tp_at / max(n_gt, 1), 4)
+    # the best recall reachable while precision stays >= 97 %, and the threshold that gives it
+    order = np.argsort(-scores)
+    ctp = np.cumsum(tp50[order])
+    prec = ctp / np.arange(1, len(order) + 1)
+    ok = np.where(prec >= 0.97)[0]
+    if ok.size:
+        k = ok[np.argmax(ctp[ok])]
+        out["recall_at_p97"] = round(float(ctp[k] / max(n_gt, 1)), 4)
+        out["conf_at_p97"] = round(float(scores[order][k]), 4)
+    else:
+        out["recall_at_p97"], out["conf_at_p97"] = 0.0, None
+    return out

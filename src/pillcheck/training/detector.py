@@ -1,0 +1,180 @@
+"""Detector training end to end: dataset (synthetic + real cut-outs + real phone photos) -> ultralytics -> ONNX.
+
+Only this module (and the `[train]` extra) imports torch/ultralytics, and only inside ``train``/``export``.
+Run it as ``pillcheck train detector`` (see models/MODEL_CARD.md for the exact command of the shipped model).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pillcheck.training.cutouts import extract
+from pillcheck.training.scenes import (
+    PhotoBackgrounds,
+    PillSource,
+    compose,
+    pushin_split,
+    read_yolo,
+    reference_photos,
+    write_yolo,
+)
+from pillcheck.training.splits import is_held_out
+
+
+@dataclass
+class DatasetConfig:
+    shared: Path
+    db: Path
+    out: Path
+    synthetic: int = 1200
+    synthetic_val: int = 150
+    dense_test: int = 100
+    pushin_repeat: int = 2
+    real_fraction: float = 0.6
+    seed: int = 0
+    size: tuple[int, int] = (640, 480)
+
+
+def _progress(label: str, i: int, n: int) -> None:
+    if i == n or i % max(1, n // 50) == 0:
+        print(f"\r{label:<22} {i}/{n}", end="\n" if i == n else "", file=sys.stderr, flush=True)
+
+
+def build_cutouts(shared: Path, cache: Path, db: Path) -> list[dict]:
+    """Cut every reference photo once (cached as PNG + index.csv), scaled by the catalog's size in mm."""
+    import duckdb
+
+    index = cache / "index.csv"
+    if index.exists():
+        with open(index, encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    cache.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(db), read_only=True) as con:
+        sizes = dict(con.execute("SELECT item_seq, max(leng_long) FROM appearance GROUP BY 1").fetchall())
+    rows = []
+    photos = reference_photos(shared / "photos" / "catalog_reference")
+    for i, (path, seq) in enumerate(photos, 1):
+        for k, cut in enumerate(extract(path)):
+            if sizes.get(seq):
+                cut.scale_to(float(sizes[seq]))
+            name = f"{path.parent.parent.name}_{path.stem}_{k}.png"
+            cv2.imwrite(str(cache / name), cv2.cvtColor(cut.rgba, cv2.COLOR_RGBA2BGRA))
+            rows.append({"file": name, "item_seq": seq, "side": cut.side, "px_per_mm": f"{cut.px_per_mm:.4f}",
+                         "held_out": int(is_held_out(seq))})
+        _progress("cutting reference", i, len(photos))
+    with open(index, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+def _records(db: Path, held_out: bool) -> list[dict]:
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        cur = con.execute("SELECT * FROM appearance")
+        cols = [d[0] for d in cur.description]
+        rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+    return [r for r in rows if is_held_out(r["item_seq"]) == held_out]
+
+
+def build_dataset(cfg: DatasetConfig) -> Path:
+    """Write the YOLO dataset; returns its data.yaml. Products held out (splits.py) only appear in `dense_test`."""
+    out = cfg.out
+    cuts = build_cutouts(cfg.shared, out.parent / "cutouts", cfg.db)
+
+    def load(rows):
+        return [(cv2.cvtColor(cv2.imread(str(out.parent / "cutouts" / r["file"]), cv2.IMREAD_UNCHANGED),
+                              cv2.COLOR_BGRA2RGBA), float(r["px_per_mm"])) for r in rows]
+
+    train_src = PillSource(load([r for r in cuts if r["held_out"] == "0"]), _records(cfg.db, False))
+    test_src = PillSource(load([r for r in cuts if r["held_out"] == "1"]), _records(cfg.db, True))
+    pushin = cfg.shared / "photos" / "pushin-pill"
+    p_train, p_val = pushin_split(pushin)
+    backgrounds = PhotoBackgrounds(p_train, pushin / "labels")
+    for split in ("train", "val", "test_dense", "real_val"):
+        (out / split / "images").mkdir(parents=True, exist_ok=True)
+        (out / split / "labels").mkdir(parents=True, exist_ok=True)
+    plan = [("train", cfg.synthetic, train_src, None), ("val", cfg.synthetic_val, train_src, None),
+            ("test_dense", cfg.dense_test, test_src, "dense")]
+    for k, (split, n, src, mode) in enumerate(plan):
+        for i in range(n):
+            rng = np.random.default_rng([cfg.seed, k, i])
+            scene = compose(src, rng, cfg.size, None if split == "test_dense" else backgrounds, cfg.real_fraction)
+            if mode == "dense":  # a pile: many touching pills
+                for _ in range(20):
+                    if len(scene.boxes) >= 10:
+                        break
+                    scene = compose(src, rng, cfg.size, None, cfg.real_fraction)
+            write_yolo(out / split / "images" / f"{split}_{i:05d}.jpg", out / split / "labels" / f"{split}_{i:05d}.txt",
+                       scene.image, scene.boxes)
+            _progress(f"scenes {split}", i + 1, n)
+    for split, photos, repeat in (("train", p_train, cfg.pushin_repeat), ("real_val", p_val, 1)):
+        for p in photos:
+            img = cv2.imread(str(p))
+            h, w = img.shape[:2]
+            boxes = read_yolo(pushin / "labels" / f"{p.stem}.txt", w, h)
+            for r in range(repeat):
+                write_yolo(out / split / "images" / f"pushin_{r}_{p.stem}.jpg",
+                           out / split / "labels" / f"pushin_{r}_{p.stem}.txt", cv2.cvtColor(img, cv2.COLOR_BGR2RGB), boxes)
+    data = out / "data.yaml"
+    data.write_text(f"path: {out}\ntrain: train/images\nval: val/images\nnames:\n  0: pill\n")
+    (out / "config.json").write_text(json.dumps({**asdict(cfg), "shared": str(cfg.shared), "db": str(cfg.db),
+                                                 "out": str(out)}, indent=1))
+    return data
+
+
+def _ultralytics_offline(config_dir: Path) -> None:
+    """ultralytics' settings for a machine with no network (TOOLCHAIN.md): set before the first import."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.update({"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0", "YOLO_CONFIG_DIR": str(config_dir)})
+    font = config_dir / "Ultralytics" / "Arial.ttf"
+    if not font.exists():
+        import matplotlib
+
+        font.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", font)
+
+
+def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int = 416, epochs: int = 30,
+          batch: int = 16, threads: int = 2, resume: bool = False, device: str = "cpu") -> Path:
+    """Train from scratch (no downloadable weights here); returns best.pt. Resumable from last.pt."""
+    _ultralytics_offline(run_dir.parent / ".ultralytics")
+    import ultralytics.utils.torch_utils as tu
+    from ultralytics import YOLO
+
+    tu.NUM_THREADS = threads
+    last = run_dir / "weights" / "last.pt"
+    t0 = time.time()
+    if resume and last.exists():
+        YOLO(str(last)).train(resume=True)
+    else:
+        YOLO(model).train(
+            data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, device=device, workers=0, project=str(run_dir.parent),
+            name=run_dir.name, exist_ok=True, pretrained=False, plots=False, amp=False, seed=0, deterministic=False,
+            mosaic=1.0, close_mosaic=3, degrees=180.0, flipud=0.5, fliplr=0.5, scale=0.5, hsv_h=0.03, patience=100,
+        )
+    (run_dir / "train_seconds.txt").write_text(f"{time.time() - t0:.0f}\n")
+    return run_dir / "weights" / "best.pt"
+
+
+def export(weights: Path, out: Path, imgsz: int = 416, opset: int = 18) -> Path:
+    """ONNX, dynamic batch and size, raw head output [b, 4+1, anchors] (NMS is ours, in numpy)."""
+    _ultralytics_offline(weights.parent.parent.parent / ".ultralytics")
+    from ultralytics import YOLO
+
+    path = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, opset=opset, dynamic=True, simplify=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, out)
+    return out

@@ -1,0 +1,275 @@
+"""Synthetic phone photos of pills, with exact boxes, for training the detector (YOLO format).
+
+A scene is a background (a real phone-photo crop that holds no pill, or a procedural table, cloth, paper, palm or
+pill-organiser texture), 1-30 pills (real cut-outs from the official photos at their true relative size, or
+pills drawn from catalog records), shadows, touching and overlapping pills, then what a phone camera does:
+perspective, uneven light, colour temperature, blur, noise and JPEG. Everything follows one seeded
+``numpy.random.Generator``: the same seed gives the same image and boxes.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pillcheck.training.render import render, spec_from_record
+
+
+@dataclass
+class Scene:
+    image: np.ndarray  # RGB uint8
+    boxes: np.ndarray  # (n, 4) xyxy pixels
+
+
+# ---------------------------------------------------------------- backgrounds
+def _noise(h: int, w: int, rng: np.random.Generator, scale: float) -> np.ndarray:
+    small = rng.normal(0, 1, (max(2, int(h / scale)), max(2, int(w / scale)))).astype(np.float32)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def procedural_background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    kind = rng.choice(["solid", "wood", "cloth", "paper", "palm", "organiser", "tiles"])
+    base = rng.uniform(30, 235, 3)
+    img = np.ones((h, w, 3), np.float32) * base
+    if kind == "wood":
+        yy = np.arange(h, dtype=np.float32)[:, None]
+        grain = np.sin(yy / rng.uniform(3, 12) + _noise(h, w, rng, 40) * 3)
+        img = img * (0.85 + 0.12 * grain[..., None]) + _noise(h, w, rng, 4)[..., None] * 6
+    elif kind == "cloth":
+        period = rng.uniform(3, 10)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        weave = np.sin(xx / period) * np.sin(yy / period)
+        img = img * (0.9 + 0.08 * weave[..., None])
+        if rng.random() < 0.5:  # checks / stripes
+            img[((xx // rng.integers(20, 80)) % 2 == 0)] *= 0.8
+    elif kind == "paper":
+        img = np.ones((h, w, 3), np.float32) * rng.uniform(200, 250) + _noise(h, w, rng, 2)[..., None] * 4
+    elif kind == "palm":
+        skin = np.array([rng.uniform(120, 235), rng.uniform(80, 190), rng.uniform(60, 160)], np.float32)
+        cv2.ellipse(img, (int(w * rng.uniform(0.3, 0.7)), int(h * rng.uniform(0.4, 0.7))),
+                    (int(w * rng.uniform(0.3, 0.55)), int(h * rng.uniform(0.35, 0.6))), rng.uniform(0, 180), 0, 360,
+                    skin.tolist(), -1)
+        img += _noise(h, w, rng, 8)[..., None] * 8
+    elif kind == "organiser":
+        cols, rows = int(rng.integers(2, 5)), int(rng.integers(1, 4))
+        for i in range(cols + 1):
+            cv2.line(img, (int(i * w / cols), 0), (int(i * w / cols), h), (base * 0.6).tolist(), int(rng.integers(4, 12)))
+        for j in range(rows + 1):
+            cv2.line(img, (0, int(j * h / rows)), (w, int(j * h / rows)), (base * 0.6).tolist(), int(rng.integers(4, 12)))
+    elif kind == "tiles":
+        step = int(rng.integers(30, 120))
+        img[::step] *= 0.7
+        img[:, ::step] *= 0.7
+    img += _noise(h, w, rng, 60)[..., None] * rng.uniform(5, 25)  # uneven surface
+    # clutter: a few non-pill objects (pens, paper corners, coins) that must not become detections
+    for _ in range(int(rng.integers(0, 4))):
+        colour = rng.uniform(0, 255, 3).tolist()
+        if rng.random() < 0.5:
+            p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            p2 = (int(p1[0] + rng.normal(0, w / 3)), int(p1[1] + rng.normal(0, h / 3)))
+            cv2.line(img, p1, p2, colour, int(rng.integers(3, 14)))
+        else:
+            pts = rng.integers(0, [w, h], (4, 2)).astype(np.int32)
+            cv2.fillPoly(img, [cv2.convexHull(pts)], colour)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+class PhotoBackgrounds:
+    """Crops of real phone photos that contain no labelled pill (hands, desks, floors)."""
+
+    def __init__(self, images: list[Path], labels_dir: Path) -> None:
+        self.regions: list[tuple[Path, tuple[int, int, int, int]]] = []
+        for img in images:
+            im = cv2.imread(str(img))
+            if im is None:
+                continue
+            h, w = im.shape[:2]
+            boxes = read_yolo(labels_dir / (img.stem + ".txt"), w, h)
+            free = np.ones((h, w), bool)
+            for x1, y1, x2, y2 in boxes.astype(int):
+                free[max(0, y1 - 8): y2 + 8, max(0, x1 - 8): x2 + 8] = False
+            # the largest free horizontal band and vertical band
+            rows = np.where(free.all(1))[0]
+            cols = np.where(free.all(0))[0]
+            for idx, axis in ((rows, 0), (cols, 1)):
+                runs = np.split(idx, np.where(np.diff(idx) != 1)[0] + 1) if len(idx) else []
+                for run in runs:
+                    if len(run) >= 120:
+                        self.regions.append((img, (run[0], run[-1] + 1, 0, w) if axis == 0 else (0, h, run[0], run[-1] + 1)))
+
+    def sample(self, h: int, w: int, rng: np.random.Generator) -> np.ndarray | None:
+        if not self.regions:
+            return None
+        path, (y0, y1, x0, x1) = self.regions[int(rng.integers(len(self.regions)))]
+        im = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)[y0:y1, x0:x1]
+        if rng.random() < 0.5:
+            im = im[:, ::-1]
+        return cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def read_yolo(path: Path, w: int, h: int) -> np.ndarray:
+    """YOLO label file -> (n, 4) xyxy pixels (every class counts as a pill)."""
+    if not path.exists():
+        return np.zeros((0, 4), np.float32)
+    rows = [list(map(float, ln.split()[1:5])) for ln in path.read_text().splitlines() if len(ln.split()) >= 5]
+    if not rows:
+        return np.zeros((0, 4), np.float32)
+    a = np.array(rows, np.float32)
+    return np.stack([(a[:, 0] - a[:, 2] / 2) * w, (a[:, 1] - a[:, 3] / 2) * h,
+                     (a[:, 0] + a[:, 2] / 2) * w, (a[:, 1] + a[:, 3] / 2) * h], 1)
+
+
+# ---------------------------------------------------------------- pills
+class PillSource:
+    """Pills to paste: real cut-outs (RGBA + px/mm) and catalog records to draw."""
+
+    def __init__(self, cutouts: list[tuple[np.ndarray, float]], records: list[dict]) -> None:
+        self.cutouts, self.records = cutouts, records
+
+    def sample(self, px_per_mm: float, rng: np.random.Generator, real_fraction: float) -> np.ndarray:
+        if self.cutouts and (rng.random() < real_fraction or not self.records):
+            rgba, ppm = self.cutouts[int(rng.integers(len(self.cutouts)))]
+            s = px_per_mm / ppm
+            return cv2.resize(rgba, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        rec = self.records[int(rng.integers(len(self.records)))]
+        return render(spec_from_record(rec, rng, "front" if rng.random() < 0.6 else "back"), px_per_mm, rng)
+
+
+def _rotate(rgba: np.ndarray, angle: float) -> np.ndarray:
+    h, w = rgba.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(h * sin + w * cos) + 2, int(h * cos + w * sin) + 2
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    return cv2.warpAffine(rgba, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0, 0))
+
+
+# ---------------------------------------------------------------- scene
+def compose(source: PillSource, rng: np.random.Generator, size: tuple[int, int] = (640, 480),
+            backgrounds: PhotoBackgrounds | None = None, real_fraction: float = 0.6) -> Scene:
+    w, h = size
+    bg = backgrounds.sample(h, w, rng) if backgrounds and rng.random() < 0.45 else None
+    img = (bg if bg is not None else procedural_background(h, w, rng)).astype(np.float32)
+    ids = np.zeros((h, w), np.int32)  # which pill each pixel shows (0 = background)
+    n = int(rng.choice([rng.integers(1, 7), rng.integers(7, 16), rng.integers(16, 31)], p=[0.55, 0.3, 0.15]))
+    dense = rng.random() < 0.35  # a pile: pills touch and overlap
+    # scale: a 10 mm pill is 4-16 % of the short side; more pills -> smaller on average
+    px_per_mm = min(w, h) * rng.uniform(0.004, 0.016) * (1.0 if n < 10 else 0.75)
+    cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
+    areas: dict[int, int] = {}
+    placed = 0
+    for _attempt in range(n * 12):
+        if placed == n:
+            break
+        sprite = _rotate(source.sample(px_per_mm * rng.uniform(0.9, 1.1), rng, real_fraction), rng.uniform(0, 360))
+        sh, sw = sprite.shape[:2]
+        if sh >= h or sw >= w or sh < 4 or sw < 4:
+            continue
+        if dense:
+            x = int(np.clip(rng.normal(cx, w * 0.12), 0, w - sw))
+            y = int(np.clip(rng.normal(cy, h * 0.12), 0, h - sh))
+        else:
+            x, y = int(rng.integers(0, w - sw)), int(rng.integers(0, h - sh))
+        alpha = sprite[..., 3].astype(np.float32) / 255
+        hard = alpha > 0.5
+        region = ids[y: y + sh, x: x + sw]
+        covered = region[hard]
+        # never hide more than a quarter of a pill already there, and touching is fine
+        if covered.size and np.any(covered > 0):
+            limit = 0.25 if dense else 0.02
+            bad = False
+            for pid in np.unique(covered[covered > 0]):
+                if np.count_nonzero(covered == pid) > limit * areas[pid]:
+                    bad = True
+                    break
+            if bad:
+                continue
+        # shadow
+        off = int(max(1, px_per_mm * rng.uniform(0.2, 0.8)))
+        shadow = cv2.GaussianBlur(alpha, (0, 0), max(1.0, px_per_mm * 0.5)) * rng.uniform(0.25, 0.55)
+        ys0, xs0 = min(h, y + off + sh), min(w, x + off + sw)
+        img[y + off: ys0, x + off: xs0] *= (1 - shadow[: ys0 - y - off, : xs0 - x - off])[..., None]
+        patch = img[y: y + sh, x: x + sw]
+        patch[:] = patch * (1 - alpha[..., None]) + sprite[..., :3].astype(np.float32) * alpha[..., None]
+        placed += 1
+        region[hard] = placed
+        areas[placed] = int(hard.sum())
+    img, ids = _camera(np.clip(img, 0, 255).astype(np.uint8), ids, rng)
+    boxes = []
+    for pid in range(1, placed + 1):
+        ys, xs = np.nonzero(ids == pid)
+        if len(xs) >= 12:
+            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    return Scene(img, np.array(boxes, np.float32).reshape(-1, 4))
+
+
+def _camera(img: np.ndarray, ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Perspective, light, white balance, blur, noise and JPEG, as a phone would add them."""
+    h, w = img.shape[:2]
+    if rng.random() < 0.7:
+        d = 0.08 * min(w, h)
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        dst = (src + rng.uniform(-d, d, (4, 2))).astype(np.float32)
+        m = cv2.getPerspectiveTransform(src, dst)
+        img = cv2.warpPerspective(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        ids = cv2.warpPerspective(ids.astype(np.float32), m, (w, h), flags=cv2.INTER_NEAREST,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.int32)
+    f = img.astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = rng.uniform(0, 2 * np.pi)
+    grad = ((xx - w / 2) * np.cos(a) + (yy - h / 2) * np.sin(a)) / max(w, h)
+    f *= (rng.uniform(0.6, 1.2) + rng.uniform(0, 0.5) * grad)[..., None]
+    f *= np.array([rng.uniform(0.85, 1.15), 1.0, rng.uniform(0.8, 1.2)], np.float32)  # colour temperature
+    if rng.random() < 0.3:  # specular glare
+        gx, gy = rng.uniform(0, w), rng.uniform(0, h)
+        f += 120 * rng.uniform(0.2, 1) * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * (0.08 * w) ** 2))[..., None]
+    img = np.clip(f, 0, 255).astype(np.uint8)
+    r = rng.random()
+    if r < 0.35:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.8))
+    elif r < 0.5:
+        k = int(rng.integers(3, 8))
+        kernel = np.zeros((k, k), np.float32)
+        kernel[k // 2] = 1.0 / k
+        m = cv2.getRotationMatrix2D((k / 2, k / 2), rng.uniform(0, 180), 1.0)
+        img = cv2.filter2D(img, -1, cv2.warpAffine(kernel, m, (k, k)))
+    img = np.clip(img.astype(np.float32) + rng.normal(0, rng.uniform(1, 8), img.shape), 0, 255).astype(np.uint8)
+    ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 96))])
+    return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED), ids
+
+
+# ---------------------------------------------------------------- datasets
+def write_yolo(path_img: Path, path_lbl: Path, image_rgb: np.ndarray, boxes: np.ndarray) -> None:
+    h, w = image_rgb.shape[:2]
+    cv2.imwrite(str(path_img), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    lines = [f"0 {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+             for x1, y1, x2, y2 in boxes]
+    path_lbl.write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def pushin_split(pushin: Path, val_fraction: float = 0.25, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """Train / held-out split of the real phone photos by original (the part before '.rf.'), never by file."""
+    images = sorted((pushin / "images").glob("*.jpg"))
+    groups = sorted({p.name.split(".rf.")[0] for p in images})
+    rng = np.random.default_rng(seed)
+    val = set(rng.choice(groups, size=max(1, int(len(groups) * val_fraction)), replace=False))
+    return ([p for p in images if p.name.split(".rf.")[0] not in val],
+            [p for p in images if p.name.split(".rf.")[0] in val])
+
+
+def reference_photos(root: Path) -> list[tuple[Path, str]]:
+    """(photo, item_seq) for the catalog reference photos, exact duplicates (same sha1) removed."""
+    out, seen = [], set()
+    for labels in sorted(root.glob("*/labels.csv")):
+        with open(labels, encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                if row["sha1"] in seen:
+                    continue
+                seen.add(row["sha1"])
+                out.append((labels.parent / row["file"], row["item_seq"]))
+    return out
