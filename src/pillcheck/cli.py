@@ -247,6 +247,110 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- analyze / identify
+def _pipeline(args: argparse.Namespace):
+    from pillcheck.pipeline import Pipeline
+
+    return Pipeline(db=args.db, models_dir=args.models)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from pillcheck.images import InputError
+
+    pipe = _pipeline(args)
+    profile = _profile(args.age, args.pregnant)
+    meds = [m for m in (args.my_meds or "").split(",") if m.strip()]
+    out = []
+    for path in args.images:
+        try:
+            report = pipe.analyze(path, meds, profile, conf=args.conf)
+        except InputError as exc:
+            out.append({"image": str(path), "error": str(exc)})
+            continue
+        out.append({"image": str(path), **report.to_dict()})
+    if args.json:
+        _emit(out)
+        return 0
+    for r in out:
+        if "error" in r:
+            print(f"{r['image']}: {r['error']}")
+            continue
+        if r["data"] == "demo":
+            print(DEMO_BANNER)
+        print(f"{r['image']}: {len(r['pills'])} pills")
+        for p in r["pills"]:
+            best = p["candidates"][0] if p["candidates"] else None
+            name = f"{best['name']} ({best['item_seq']}, {best['score']:.0%})" if best else "?"
+            print(f"  #{p['index']} [{p['status']}] {name}  read: {p['imprint_read'] or '-'}")
+        for w in r["warnings"]:
+            print(f"  {SEVERITY_MARK.get(w['severity'], '')}[{w['severity']}] {w['type_name']}: "
+                  f"{' + '.join(w['item_names'])} — {w['reason']}")
+        if r["not_identified"]:
+            print(f"  not identified (confirm them to include them in the check): "
+                  f"{', '.join('#' + str(i) for i in r['not_identified'])}")
+    return 0
+
+
+def cmd_eval_identify(args: argparse.Namespace) -> int:
+    import csv
+
+    from pillcheck import images
+    from pillcheck.inference.detector import Detections
+
+    root = Path(args.dataset)
+    labels = root / "labels.csv" if root.is_dir() else root
+    if not labels.is_file():
+        raise UserError(f"{root}: expected labels.csv (image,x1,y1,x2,y2,item_seq[,subset])")
+    with open(labels, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    pipe = _pipeline(args)
+    stats: dict[str, dict] = {}
+    for row in rows[: args.limit or None]:
+        rgb = images.load(labels.parent / row["image"])
+        box = [float(row[k]) for k in ("x1", "y1", "x2", "y2")]
+        (ident,) = pipe.identify(rgb, Detections([box], [1.0], [0]))
+        seqs = [c.item_seq for c in ident.candidates]
+        for subset in ["all"] + ([row["subset"]] if row.get("subset") else []):
+            s = stats.setdefault(subset, {"pills": 0, "top1": 0, "top5": 0, "sure": 0, "wrong_but_sure": 0,
+                                          "unknown": 0})
+            s["pills"] += 1
+            s["top1"] += bool(seqs[:1] == [row["item_seq"]])
+            s["top5"] += row["item_seq"] in seqs[:5]
+            s["sure"] += ident.status == "sure"
+            s["unknown"] += ident.status == "unknown"
+            s["wrong_but_sure"] += ident.status == "sure" and seqs[:1] != [row["item_seq"]]
+    result = {}
+    for subset, s in stats.items():
+        n = max(s["pills"], 1)
+        result[subset] = {"pills": s["pills"], "top1": round(s["top1"] / n, 4), "top5": round(s["top5"] / n, 4),
+                          "abstention": round(1 - s["sure"] / n, 4), "unknown": round(s["unknown"] / n, 4),
+                          "wrong_but_sure": s["wrong_but_sure"]}
+    if args.json:
+        _emit(result)
+    else:
+        for k, v in result.items():
+            print(f"{k:<10} {v}")
+    return 0
+
+
+def cmd_build_identify_set(args: argparse.Namespace) -> int:
+    from pillcheck.training import identify_set
+    from pillcheck.training.detector import build_cutouts
+
+    cat = _open(args)
+    cur = cat.cursor().execute("SELECT * FROM appearance")
+    cols = [d[0] for d in cur.description]
+    records: dict[str, dict] = {}
+    for row in cur.fetchall():
+        records.setdefault(row[0], dict(zip(cols, row)))
+    cut_dir = Path(args.work) / "cutouts"
+    build_cutouts(Path(args.shared), cut_dir, cat.path)
+    labels = identify_set.build(Path(args.out), records, cut_dir, n_photo=args.photo, n_rendered=args.rendered,
+                                seed=args.seed)
+    print(f"wrote {labels}")
+    return 0
+
+
 # ---------------------------------------------------------------- training (the [train] extra)
 def cmd_train_detector(args: argparse.Namespace) -> int:
     from pillcheck.training import detector as td
@@ -261,6 +365,18 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device)
     onnx = td.export(best, Path(args.output), imgsz=args.imgsz)
     print(f"detector: {onnx}")
+    return 0
+
+
+def cmd_train_appearance(args: argparse.Namespace) -> int:
+    from pillcheck.training import appearance as ta
+    from pillcheck.training.detector import build_cutouts
+
+    cut_dir = Path(args.work) / "cutouts"
+    build_cutouts(Path(args.shared), cut_dir, args.db or config.default_db())
+    metrics = ta.train(cut_dir, args.db or config.default_db(), Path(args.output), epochs=args.epochs,
+                       seed=args.seed, threads=args.threads)
+    _emit(metrics)
     return 0
 
 
@@ -325,6 +441,34 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--json", action="store_true")
     ed.set_defaults(func=cmd_eval_detector)
 
+    an = sub.add_parser("analyze", help="photo -> pills -> products -> DUR warnings")
+    an.add_argument("images", nargs="+", type=Path)
+    an.add_argument("--my-meds", default="", help="comma-separated ITEM_SEQ codes you already take")
+    an.add_argument("--age", type=float, default=None)
+    an.add_argument("--pregnant", action="store_true")
+    an.add_argument("--conf", type=float, default=0.35)
+    an.add_argument("--models", type=Path, default=None, help="models folder (default models/)")
+    an.add_argument("--json", action="store_true")
+    _db_arg(an)
+    an.set_defaults(func=cmd_analyze)
+
+    ei = ev.add_parser("identify", help="top-1/top-5, abstention and wrong-but-sure on a labelled folder")
+    ei.add_argument("dataset", type=Path, help="folder with labels.csv (image,x1,y1,x2,y2,item_seq[,subset])")
+    ei.add_argument("--limit", type=int, default=0)
+    ei.add_argument("--models", type=Path, default=None)
+    ei.add_argument("--json", action="store_true")
+    _db_arg(ei)
+    ei.set_defaults(func=cmd_eval_identify)
+    eb = ev.add_parser("build-identify-set", help="write the held-out identification set (photo-like)")
+    eb.add_argument("out", type=Path)
+    eb.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")
+    eb.add_argument("--work", type=Path, default=config.REPO_ROOT / "work")
+    eb.add_argument("--photo", type=int, default=300)
+    eb.add_argument("--rendered", type=int, default=200)
+    eb.add_argument("--seed", type=int, default=0)
+    _db_arg(eb)
+    eb.set_defaults(func=cmd_build_identify_set)
+
     tr = sub.add_parser("train", help="train a model (needs the [train] extra)").add_subparsers(dest="train_cmd",
                                                                                                  required=True)
     td = tr.add_parser("detector", help="build the synthetic+real dataset, train YOLO from scratch, export ONNX")
@@ -342,6 +486,15 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--resume", action="store_true", help="continue an interrupted run from last.pt")
     _db_arg(td)
     td.set_defaults(func=cmd_train_detector)
+    ta = tr.add_parser("appearance", help="train the shape/colour/form/score-line model, export ONNX")
+    ta.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")
+    ta.add_argument("--work", type=Path, default=config.REPO_ROOT / "work")
+    ta.add_argument("--output", type=Path, default=config.MODELS_DIR / "appearance.onnx")
+    ta.add_argument("--epochs", type=int, default=14)
+    ta.add_argument("--seed", type=int, default=0)
+    ta.add_argument("--threads", type=int, default=2)
+    _db_arg(ta)
+    ta.set_defaults(func=cmd_train_appearance)
     return p
 
 

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import duckdb
 
+from pillcheck.catalog.identify import CandidateIndex
 from pillcheck.catalog.search import SearchIndex
 from pillcheck.safety.dur import DurIndex
 
@@ -62,6 +63,10 @@ class Catalog:
     @property
     def search(self) -> SearchIndex:
         return self._lazy("search", SearchIndex)
+
+    @property
+    def candidates(self) -> CandidateIndex:
+        return self._lazy("candidates", CandidateIndex)
 
     def close(self) -> None:
         self._con.close()

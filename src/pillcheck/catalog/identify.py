@@ -1,0 +1,194 @@
+"""Rank every catalog record for one pill by what a pharmacist looks at: imprint, shape, colour, form, line.
+
+Evidence is fused as a log-linear score over all 25k appearance records (numpy, vectorised): the appearance
+model's probabilities narrow 25k to hundreds, the imprint (fuzzy on greedy reads, then CTC likelihood of the
+catalog's own strings on the best few hundred) separates them. A softmax over records gives a probability per
+product; the status says whether that is enough to name the pill without asking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from pillcheck.catalog.normalize import normalize_imprint
+from pillcheck.inference.appearance import COLOURS, FORMS, SHAPES, Appearance, colour_labels, form_label
+
+_LOAD = """
+SELECT a.item_seq, i.item_name, i.entp_name, i.etc_otc, a.print_front, a.print_back, a.norm_front, a.norm_back,
+       a.shape, a.color_front, a.color_back, a.form, a.line_front, a.line_back, a.leng_long, a.leng_short
+FROM appearance a JOIN items i USING (item_seq)
+ORDER BY a.item_seq
+"""
+
+# Weights of the evidence (log-linear) and the status thresholds; calibrated with `pillcheck eval identify`
+# so that no wrong answer is marked sure on the evaluation set (see models/MODEL_CARD.md).
+W_SHAPE, W_COLOUR, W_FORM, W_LINE, W_FUZZY, W_CTC = 1.0, 0.6, 0.8, 0.3, 6.0, 1.5
+TEMPERATURE = 1.0
+SURE_P, SURE_MARGIN, SURE_IMPRINT = 0.90, 0.80, 0.85
+UNSURE_P = 0.15
+CTC_SHORTLIST = 300
+
+
+@dataclass
+class Candidate:
+    item_seq: str
+    name: str
+    company: str | None
+    score: float  # probability among catalog products, 0..1
+    imprint: str  # the catalog imprint (front / back)
+    shape: str | None
+    colour: str | None
+    evidence: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"item_seq": self.item_seq, "name": self.name, "company": self.company, "score": round(self.score, 4),
+                "imprint": self.imprint, "shape": self.shape, "colour": self.colour, "evidence": self.evidence}
+
+
+@dataclass
+class Identification:
+    candidates: list[Candidate]
+    status: str  # sure | unsure | unknown
+    imprint_read: str
+    appearance: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "imprint_read": self.imprint_read,
+                "candidates": [c.to_dict() for c in self.candidates], "appearance": self.appearance}
+
+
+def _eps_log(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(p, 1e-4, 1.0))
+
+
+class CandidateIndex:
+    """The appearance records as arrays, ready for vectorised scoring."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        rows = con.execute(_LOAD).fetchall()
+        self.rows = rows
+        n = len(rows)
+        self.item_seq = np.array([r[0] for r in rows])
+        self.shape_idx = np.array([SHAPES.index(r[8]) if r[8] in SHAPES else SHAPES.index("기타") for r in rows])
+        self.colour_front = np.zeros((n, len(COLOURS)), np.float32)
+        self.colour_back = np.zeros((n, len(COLOURS)), np.float32)
+        for i, r in enumerate(rows):
+            for c in colour_labels(r[9]) or ["하양"]:
+                self.colour_front[i, COLOURS.index(c)] = 1
+            for c in colour_labels(r[10]) or colour_labels(r[9]) or ["하양"]:
+                self.colour_back[i, COLOURS.index(c)] = 1
+        self.form_idx = np.array([FORMS.index(form_label(r[11])) for r in rows])
+        self.line_front = np.array([bool(r[12] and r[12] != "-") or "분할선" in (r[4] or "") for r in rows])
+        self.line_back = np.array([bool(r[13] and r[13] != "-") or "분할선" in (r[5] or "") for r in rows])
+        self.front = [r[6] or "" for r in rows]
+        self.back = [r[7] or "" for r in rows]
+        self.front_raw = [normalize_imprint(r[4], fold=False) for r in rows]
+        self.back_raw = [normalize_imprint(r[5], fold=False) for r in rows]
+        self.blank_front = np.array([not s for s in self.front])
+        self.blank_back = np.array([not s for s in self.back])
+
+    def appearance_logp(self, app: Appearance | None) -> np.ndarray:
+        """Per record log-likelihood of the seen face's shape/colour/form/line (best of front and back)."""
+        n = len(self.rows)
+        if app is None:
+            return np.zeros(n, np.float32)
+        ps = np.array([app.shape[s] for s in SHAPES])
+        pc = np.array([app.colour[c] for c in COLOURS])
+        pf = np.array([app.form[f] for f in FORMS])
+        lp = W_SHAPE * _eps_log(ps)[self.shape_idx] + W_FORM * _eps_log(pf)[self.form_idx]
+        # colour: the record's colours should be present; colours it lacks count softly against it
+        lc_in, lc_out = _eps_log(pc), _eps_log(1 - pc)
+
+        def colour(mask: np.ndarray) -> np.ndarray:
+            return (mask @ lc_in + 0.3 * (1 - mask) @ lc_out) / np.maximum(mask.sum(1), 1)
+
+        line_lp = lambda has: np.where(has, np.log(max(app.line, 1e-3)), np.log(max(1 - app.line, 1e-3)))  # noqa: E731
+        front = W_COLOUR * colour(self.colour_front) + W_LINE * line_lp(self.line_front)
+        back = W_COLOUR * colour(self.colour_back) + W_LINE * line_lp(self.line_back)
+        return (lp + np.maximum(front, back)).astype(np.float32)
+
+    def imprint_fuzzy(self, reads: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Best fuzzy similarity (0..1) of any read to each record's front or back; which face matched."""
+        n = len(self.rows)
+        best, face = np.zeros(n, np.float32), np.zeros(n, np.int8)
+        for text in reads:
+            q = normalize_imprint(text)
+            if not q:
+                continue
+            f = process.cdist([q], self.front, scorer=fuzz.ratio, dtype=np.uint8, workers=1)[0] / 100
+            b = process.cdist([q], self.back, scorer=fuzz.ratio, dtype=np.uint8, workers=1)[0] / 100
+            both = process.cdist([q], [a + b_ for a, b_ in zip(self.front, self.back)], scorer=fuzz.ratio,
+                                 dtype=np.uint8, workers=1)[0] / 100
+            s = np.maximum(np.maximum(f, b), both)
+            better = s > best
+            face[better] = np.where(f[better] >= b[better], 0, 1)
+            best = np.maximum(best, s)
+        return best, face
+
+    def rank(self, app: Appearance | None, reads: list[str], ctc: Callable[[str], float] | None = None,
+             k: int = 5, allowed: np.ndarray | None = None) -> Identification:
+        """Top-k products with probabilities and the status (sure / unsure / unknown)."""
+        app_lp = self.appearance_logp(app)
+        score = app_lp
+        fuzzy, face = self.imprint_fuzzy(reads)
+        read_any = any(normalize_imprint(t) for t in reads)
+        # nothing readable: faces without an imprint become likelier
+        score = score + (W_FUZZY * fuzzy if read_any else 1.0 * (self.blank_front | self.blank_back))
+        ctc_scores = {}
+        if ctc is not None:
+            short = np.argsort(-score)[:CTC_SHORTLIST]
+            for i in short:
+                texts = {self.front_raw[i], self.back_raw[i]}
+                ctc_scores[i] = max(ctc(t) for t in texts)
+            vals = np.array(list(ctc_scores.values()), np.float32)
+            idx = np.array(list(ctc_scores.keys()))
+            boosted = np.full(len(score), -np.inf, np.float32)
+            boosted[idx] = score[idx] + W_CTC * vals
+            score = boosted
+        if allowed is not None:
+            score = np.where(allowed, score, -np.inf)
+        # one entry per product (a product can have several appearance records)
+        order = np.argsort(-score)
+        z = score[order[0]] if np.isfinite(score[order[0]]) else 0.0
+        prob = np.exp((score - z) / TEMPERATURE)
+        prob[~np.isfinite(score)] = 0
+        prob /= prob.sum() if prob.sum() > 0 else 1
+        best_per_item: dict[str, tuple[float, int]] = {}
+        for i in order[: 200]:
+            seq = self.item_seq[i]
+            p_acc, first = best_per_item.get(seq, (0.0, int(i)))
+            best_per_item[seq] = (p_acc + float(prob[i]), first)
+        ranked = sorted(best_per_item.items(), key=lambda kv: -kv[1][0])[:k]
+        cands = []
+        for seq, (p, i) in ranked:
+            r = self.rows[i]
+            cands.append(Candidate(
+                item_seq=seq, name=r[1], company=r[2], score=p,
+                imprint=" / ".join(x for x in (r[4], r[5]) if x) or "-", shape=r[8],
+                colour=", ".join(x for x in (r[9], r[10]) if x) or None,
+                evidence={"imprint_similarity": round(float(fuzzy[i]), 3), "face": "back" if face[i] else "front",
+                          "appearance_logp": round(float(app_lp[i]), 3),
+                          **({"ctc": round(float(ctc_scores[i]), 3)} if i in ctc_scores else {})},
+            ))
+        status = self.status(cands, fuzzy_best=float(fuzzy[ranked[0][1][1]]) if ranked else 0.0, read_any=read_any)
+        return Identification(cands, status, " | ".join(t for t in reads if t), app.to_dict() if app else {})
+
+    @staticmethod
+    def status(cands: list[Candidate], fuzzy_best: float, read_any: bool) -> str:
+        """sure only when the imprint agrees and one product clearly leads; never from colour/shape alone."""
+        if not cands:
+            return "unknown"
+        p1 = cands[0].score
+        p2 = cands[1].score if len(cands) > 1 else 0.0
+        if read_any and fuzzy_best >= SURE_IMPRINT and p1 >= SURE_P and p1 - p2 >= SURE_MARGIN:
+            return "sure"
+        return "unsure" if p1 >= UNSURE_P else "unknown"

@@ -1,0 +1,155 @@
+"""One road for every photo: decode -> detect -> identify each pill -> DUR check -> Report.
+
+The Gradio UI, the CLI and the HTTP API all call ``Pipeline.analyze`` (or the module-level ``analyze``).
+Only pills identified as *sure* (or confirmed by the person) join the DUR check with the saved medications;
+the others are listed as not checked, so a missing warning is never mistaken for safety.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pillcheck import config, images
+from pillcheck.catalog.db import Catalog, open_catalog
+from pillcheck.catalog.identify import Identification
+from pillcheck.inference import models
+from pillcheck.inference.appearance import crop
+from pillcheck.inference.detector import Detections
+from pillcheck.safety.dur import CheckResult, Profile, check
+
+
+@dataclass
+class Pill:
+    index: int  # 1-based number shown on the photo
+    box: list[float]  # xyxy, original pixels
+    confidence: float
+    identification: Identification
+    confirmed: str | None = None  # ITEM_SEQ chosen by the person
+
+    @property
+    def item_seq(self) -> str | None:
+        """The product this pill counts as in the DUR check: confirmed, or identified as sure."""
+        if self.confirmed:
+            return self.confirmed
+        best = self.identification.best
+        return best.item_seq if best and self.identification.status == "sure" else None
+
+    def to_dict(self) -> dict:
+        ident = self.identification
+        return {"index": self.index, "box": [round(v, 1) for v in self.box], "confidence": round(self.confidence, 4),
+                "status": "confirmed" if self.confirmed else ident.status, "imprint_read": ident.imprint_read,
+                "item_seq": self.item_seq,
+                "candidates": [{"item_seq": c.item_seq, "name": c.name, "score": round(c.score, 4),
+                                "company": c.company, "imprint": c.imprint, "shape": c.shape, "colour": c.colour,
+                                "evidence": c.evidence} for c in ident.candidates],
+                "appearance": ident.appearance}
+
+
+@dataclass
+class Report:
+    width: int
+    height: int
+    pills: list[Pill]
+    check: CheckResult
+    my_meds: list[str]
+    data: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def not_identified(self) -> list[int]:
+        return [p.index for p in self.pills if p.item_seq is None]
+
+    def to_dict(self) -> dict:
+        chk = self.check.to_dict()
+        return {"width": self.width, "height": self.height, "pills": [p.to_dict() for p in self.pills],
+                "warnings": chk["warnings"], "unchecked": chk["unchecked"], "unknown": chk["unknown"],
+                "not_identified": self.not_identified, "checks_run": chk["checks_run"],
+                "checks_skipped": chk["checks_skipped"], "my_meds": self.my_meds, "data": self.data,
+                "timings_ms": self.timings_ms}
+
+
+class Pipeline:
+    """Holds the catalog and the models (each loaded once, lazily) for one process."""
+
+    def __init__(self, db: Path | None = None, models_dir: Path | None = None) -> None:
+        self.db = Path(db or config.default_db())
+        self.models_dir = Path(models_dir or config.MODELS_DIR)
+
+    @property
+    def catalog(self) -> Catalog:
+        return open_catalog(self.db)
+
+    def identify(self, rgb: np.ndarray, det: Detections) -> list[Identification]:
+        """Identify every detected pill: one batched appearance run, one imprint read per pill, then ranking."""
+        if not len(det):
+            return []
+        crops = [crop(rgb, box) for box in det.xyxy]
+        app_model = models.appearance(self.models_dir / "appearance.onnx")
+        apps = app_model(crops) if app_model else [None] * len(crops)
+        reader = models.imprint(self.models_dir / "imprint_rec.onnx")
+        index = self.catalog.candidates
+        out = []
+        for box, app in zip(det.xyxy, apps):
+            if reader:
+                read = reader.read(imprint_crop(rgb, box))
+                texts = [t for t, _ in read.texts]
+                out.append(index.rank(app, texts, lambda s, r=read: reader.score(r, s)))
+            else:
+                out.append(index.rank(app, []))
+        return out
+
+    def analyze(self, photo: bytes | str | Path | np.ndarray, my_meds: list[str] | None = None,
+                profile: Profile | None = None, *, conf: float = 0.35, iou: float = 0.5,
+                confirmed: dict[int, str] | None = None) -> Report:
+        t = {"start": time.perf_counter()}
+        rgb = photo if isinstance(photo, np.ndarray) else images.load(photo)
+        t["decode"] = time.perf_counter()
+        det = models.detector(self.models_dir / "detector.onnx")(rgb, conf=conf, iou=iou)
+        t["detect"] = time.perf_counter()
+        idents = self.identify(rgb, det)
+        t["identify"] = time.perf_counter()
+        confirmed = confirmed or {}
+        pills = [Pill(i + 1, [float(v) for v in box], float(c), ident, confirmed.get(i + 1))
+                 for i, (box, c, ident) in enumerate(zip(det.xyxy, det.confidence, idents))]
+        meds = [m for m in dict.fromkeys(str(x).strip() for x in (my_meds or [])) if m]
+        items = [p.item_seq for p in pills if p.item_seq] + meds
+        result = check(self.catalog.dur, items, profile)
+        t["check"] = time.perf_counter()
+        steps = ["decode", "detect", "identify", "check"]
+        prev = t["start"]
+        timings = {}
+        for s in steps:
+            timings[s] = round((t[s] - prev) * 1000, 1)
+            prev = t[s]
+        return Report(rgb.shape[1], rgb.shape[0], pills, result, meds, self.catalog.data, timings)
+
+
+def imprint_crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.08) -> np.ndarray:
+    """The pill at full resolution (OCR wants every pixel), a small margin around the detector box."""
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    h, w = rgb.shape[:2]
+    xa, ya, xb, yb = int(max(0, x1 - mx)), int(max(0, y1 - my)), int(min(w, x2 + mx)), int(min(h, y2 + my))
+    return np.ascontiguousarray(rgb[ya:yb, xa:xb])
+
+
+_default: Pipeline | None = None
+_default_lock = threading.Lock()
+
+
+def default() -> Pipeline:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Pipeline()
+        return _default
+
+
+def analyze(photo, my_meds: list[str] | None = None, profile: Profile | None = None, **kw) -> Report:
+    """``Pipeline.analyze`` on the process-wide pipeline (catalog from $PILLCHECK_DB, models from models/)."""
+    return default().analyze(photo, my_meds, profile, **kw)

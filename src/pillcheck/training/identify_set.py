@@ -1,0 +1,75 @@
+"""The identification evaluation set: held-out products only, made photo-like.
+
+Format (what `pillcheck eval identify` reads): ``DIR/labels.csv`` with columns
+``image,x1,y1,x2,y2,item_seq,subset`` (one row per pill, boxes in pixels of ``DIR/<image>``), images beside it.
+``subset`` is ``photo`` (a real face cut from an official photo of a product held out of all training) or
+``rendered`` (a held-out product with no photo, drawn from its catalog record).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pillcheck.training.render import render, spec_from_record
+from pillcheck.training.scenes import procedural_background
+from pillcheck.training.splits import is_held_out
+
+
+def place(sprite: np.ndarray, rng: np.random.Generator, long_px: float) -> tuple[np.ndarray, list[float]]:
+    """One pill on a background, rotated, at ``long_px`` pixels long, with phone-like light, blur, noise, JPEG."""
+    s = long_px / max(sprite.shape[:2])
+    sprite = cv2.resize(sprite, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    h, w = sprite.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(0, 360), 1.0)
+    side = int(np.hypot(h, w)) + 4
+    m[:, 2] += (side - w) / 2, (side - h) / 2
+    sprite = cv2.warpAffine(sprite, m, (side, side), borderValue=(0, 0, 0, 0))
+    size = int(side * rng.uniform(1.6, 2.4))
+    img = procedural_background(size, size, rng).astype(np.float32)
+    ox, oy = int(rng.integers(0, size - side)), int(rng.integers(0, size - side))
+    a = sprite[..., 3:4].astype(np.float32) / 255
+    region = img[oy: oy + side, ox: ox + side]
+    region[:] = region * (1 - a) + sprite[..., :3] * a
+    img *= np.array([rng.uniform(0.85, 1.15), 1.0, rng.uniform(0.85, 1.15)], np.float32) * rng.uniform(0.7, 1.15)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
+    img = np.clip(img + rng.normal(0, rng.uniform(1, 5), img.shape), 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(sprite[..., 3] > 127)
+    box = [float(ox + xs.min()), float(oy + ys.min()), float(ox + xs.max() + 1), float(oy + ys.max() + 1)]
+    ok, enc = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 95))])
+    return cv2.cvtColor(cv2.imdecode(enc, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), box
+
+
+def build(out: Path, records: dict[str, dict], cut_dir: Path, *, n_photo: int = 300, n_rendered: int = 200,
+          seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(cut_dir / "index.csv", encoding="utf-8") as f:
+        cuts = [r for r in csv.DictReader(f) if r["held_out"] == "1" and r["item_seq"] in records]
+    photo_items = {r["item_seq"] for r in cuts}
+    rows = []
+    for k, i in enumerate(rng.choice(len(cuts), size=min(n_photo, len(cuts)), replace=False)):
+        r = cuts[int(i)]
+        rgba = cv2.cvtColor(cv2.imread(str(cut_dir / r["file"]), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+        img, box = place(rgba, rng, rng.uniform(90, 260))
+        name = f"photo_{k:04d}.jpg"
+        cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        rows.append([name, *[round(v, 1) for v in box], r["item_seq"], "photo"])
+    pool = sorted(s for s in records if is_held_out(s) and s not in photo_items)
+    for k, i in enumerate(rng.choice(len(pool), size=min(n_rendered, len(pool)), replace=False)):
+        rec = records[pool[int(i)]]
+        side = "front" if rng.random() < 0.6 else "back"
+        img, box = place(render(spec_from_record(rec, rng, side), 16.0, rng), rng, rng.uniform(90, 260))
+        name = f"rendered_{k:04d}.jpg"
+        cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        rows.append([name, *[round(v, 1) for v in box], rec["item_seq"], "rendered"])
+    with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "x1", "y1", "x2", "y2", "item_seq", "subset"])
+        w.writerows(rows)
+    return out / "labels.csv"
