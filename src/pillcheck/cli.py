@@ -361,8 +361,8 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
         cfg = td.DatasetConfig(shared=Path(args.shared), db=args.db or config.default_db(), out=out,
                                synthetic=args.synthetic, seed=args.seed)
         data = td.build_dataset(cfg)
-    best = td.train(data, Path(args.work) / "runs" / "detector", model=args.model, imgsz=args.imgsz,
-                    epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device)
+    best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
+                    epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads)
     onnx = td.export(best, Path(args.output), imgsz=args.imgsz)
     print(f"detector: {onnx}")
     return 0
@@ -476,7 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--work", type=Path, default=config.REPO_ROOT / "work", help="datasets, cut-outs and runs")
     td.add_argument("--output", type=Path, default=config.MODELS_DIR / "detector.onnx")
     td.add_argument("--synthetic", type=int, default=1000, help="synthetic training scenes")
-    td.add_argument("--model", default="yolov8n.yaml")
+    td.add_argument("--model", default="yolov8n.yaml", help="architecture yaml, or a .pt of ours to continue from")
+    td.add_argument("--run", default="detector", help="run name under WORK/runs")
+    td.add_argument("--threads", type=int, default=2)
     td.add_argument("--imgsz", type=int, default=416)
     td.add_argument("--epochs", type=int, default=22)
     td.add_argument("--batch", type=int, default=16)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent.parent
-DEMO_DIR = REPO_ROOT / "reference_data" / "demo"
-MANIFEST = REPO_ROOT / "reference_data" / "sources.json"
+# A checkout (or an editable install) finds these beside src/; an installed wheel is told by the environment.
+REFERENCE_DIR = Path(os.environ.get("PILLCHECK_REFERENCE", REPO_ROOT / "reference_data"))
+DEMO_DIR = REFERENCE_DIR / "demo"
+MANIFEST = REFERENCE_DIR / "sources.json"
 MODELS_DIR = Path(os.environ.get("PILLCHECK_MODELS", REPO_ROOT / "models"))
 
 

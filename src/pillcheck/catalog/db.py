@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import duckdb
 
 from pillcheck.catalog.identify import CandidateIndex
 from pillcheck.catalog.search import SearchIndex
+from pillcheck.inference.session import Lazy
 from pillcheck.safety.dur import DurIndex
-
-T = TypeVar("T")
 
 
 class CatalogMissing(FileNotFoundError):
@@ -29,8 +26,9 @@ class Catalog:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
-        self._cache: dict[str, object] = {}
+        self._dur = Lazy(lambda: DurIndex(self.cursor()))
+        self._search = Lazy(lambda: SearchIndex(self.cursor()))
+        self._candidates = Lazy(lambda: CandidateIndex(self.cursor()))
         if not self.path.is_file():
             raise CatalogMissing(
                 f"no catalog at {self.path}: build one with `pillcheck data import DIR` "
@@ -49,24 +47,17 @@ class Catalog:
         """A cursor for this thread: DuckDB connections are not shared across threads, cursors are cheap."""
         return self._con.cursor()
 
-    def _lazy(self, name: str, build: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        if name not in self._cache:
-            with self._lock:
-                if name not in self._cache:
-                    self._cache[name] = build(self.cursor())
-        return self._cache[name]  # type: ignore[return-value]
-
     @property
     def dur(self) -> DurIndex:
-        return self._lazy("dur", DurIndex)
+        return self._dur.get()
 
     @property
     def search(self) -> SearchIndex:
-        return self._lazy("search", SearchIndex)
+        return self._search.get()
 
     @property
     def candidates(self) -> CandidateIndex:
-        return self._lazy("candidates", CandidateIndex)
+        return self._candidates.get()
 
     def close(self) -> None:
         self._con.close()

@@ -149,7 +149,11 @@ def _ultralytics_offline(config_dir: Path) -> None:
 
 def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int = 416, epochs: int = 30,
           batch: int = 16, threads: int = 2, resume: bool = False, device: str = "cpu") -> Path:
-    """Train from scratch (no downloadable weights here); returns best.pt. Resumable from last.pt."""
+    """Train from scratch (no downloadable weights here), or continue from our own ``.pt`` given as ``model``.
+
+    Returns best.pt. ``resume`` continues an interrupted run from its last.pt with its original settings.
+    On a shared 2-core machine use ``threads=1``: two OpenMP threads on two busy cores stall each other.
+    """
     _ultralytics_offline(run_dir.parent / ".ultralytics")
     import ultralytics.utils.torch_utils as tu
     from ultralytics import YOLO
@@ -162,7 +166,8 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     else:
         YOLO(model).train(
             data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, device=device, workers=0, project=str(run_dir.parent),
-            name=run_dir.name, exist_ok=True, pretrained=False, plots=False, amp=False, seed=0, deterministic=False,
+            name=run_dir.name, exist_ok=True, pretrained=model.endswith(".pt"), plots=False, amp=False, seed=0,
+            deterministic=False,
             mosaic=1.0, close_mosaic=3, degrees=180.0, flipud=0.5, fliplr=0.5, scale=0.5, hsv_h=0.03, patience=100,
         )
     (run_dir / "train_seconds.txt").write_text(f"{time.time() - t0:.0f}\n")

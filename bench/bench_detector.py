@@ -1,0 +1,78 @@
+"""Detector latency, one run, same images, same trained model: ours (onnxruntime + numpy) vs ultralytics.
+
+    python bench/bench_detector.py --weights work/runs/detector/weights/best.pt [--onnx models/detector.onnx]
+
+Needs the `[train]` extra (ultralytics, torch) for the two reference paths; ours never imports them.
+Decode is excluded everywhere (images are decoded once up front); pre- and post-processing are included.
+Target (issue 3): ours >= 2x faster than ultralytics `YOLO(...).predict` (PyTorch) end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pillcheck import config, images
+from pillcheck.inference.detector import Detector
+
+
+def timed(fn, frames: list[np.ndarray], repeat: int) -> list[float]:
+    fn(frames[0])  # warm-up
+    out = []
+    for r in range(repeat):
+        img = frames[r % len(frames)]
+        t0 = time.perf_counter()
+        fn(img)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--weights", type=Path, required=True, help="the trained .pt the ONNX was exported from")
+    ap.add_argument("--onnx", type=Path, default=config.MODELS_DIR / "detector.onnx")
+    ap.add_argument("--images", type=Path,
+                    default=config.REPO_ROOT.parent / "shared" / "data" / "photos" / "pushin-pill" / "images")
+    ap.add_argument("--imgsz", type=int, default=416)
+    ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = ap.parse_args()
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(config.REPO_ROOT / "work" / ".ultralytics"))
+    import torch
+    import ultralytics.utils.torch_utils as tu
+    from ultralytics import YOLO
+
+    torch.set_num_threads(args.threads)
+    tu.NUM_THREADS = args.threads
+    paths = sorted(args.images.glob("*.jpg"))[:10]
+    rgb = [images.load(p) for p in paths]
+    bgr = [np.ascontiguousarray(x[..., ::-1]) for x in rgb]  # ultralytics takes numpy images as BGR
+    ours = Detector(args.onnx, imgsz=args.imgsz, threads=args.threads)
+    pt, ox = YOLO(str(args.weights), task="detect"), YOLO(str(args.onnx), task="detect")
+    kw = {"imgsz": args.imgsz, "conf": 0.35, "iou": 0.5, "verbose": False, "device": "cpu"}
+    rows = [
+        ("pillcheck Detector (onnxruntime)", timed(lambda im: ours(im, conf=0.35, iou=0.5), rgb, args.repeat)),
+        ("ultralytics predict (.pt, PyTorch)", timed(lambda im: pt.predict(im, **kw), bgr, args.repeat)),
+        ("ultralytics predict (.onnx backend)", timed(lambda im: ox.predict(im, **kw), bgr, args.repeat)),
+    ]
+    base = statistics.median(rows[0][1])
+    print(f"{len(paths)} images ({rgb[0].shape[1]}x{rgb[0].shape[0]}), imgsz {args.imgsz}, {args.threads} threads, "
+          f"providers {ours.providers}")
+    print(f"{'path':<38} {'p50 ms':>8} {'p95 ms':>8} {'vs ours':>8}")
+    for name, t in rows:
+        p50 = statistics.median(t)
+        print(f"{name:<38} {p50:8.1f} {np.percentile(t, 95):8.1f} {p50 / base:7.2f}x")
+    # Same boxes? (sanity: ours vs ultralytics on the same model)
+    d = ours(rgb[0], conf=0.35, iou=0.5)
+    r = pt.predict(bgr[0], **kw)[0].boxes
+    print(f"boxes on image 0: ours {len(d)}, ultralytics {len(r)}")
+
+
+if __name__ == "__main__":
+    main()
