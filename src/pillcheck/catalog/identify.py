@@ -29,9 +29,10 @@ ORDER BY a.item_seq
 # so that no wrong answer is marked sure on the evaluation set (see models/MODEL_CARD.md).
 W_SHAPE, W_COLOUR, W_FORM, W_LINE, W_FUZZY, W_CTC = 1.0, 0.6, 0.8, 0.3, 6.0, 1.5
 TEMPERATURE = 1.0
-SURE_P, SURE_MARGIN, SURE_IMPRINT = 0.90, 0.80, 0.85
+SURE_P, SURE_MARGIN, SURE_IMPRINT = 0.97, 0.90, 1.0
 UNSURE_P = 0.15
-CTC_SHORTLIST = 300
+CTC_SHORTLIST = 400
+CTC_FUZZY = 150
 
 
 @dataclass
@@ -134,7 +135,7 @@ class CandidateIndex:
             best = np.maximum(best, s)
         return best, face
 
-    def rank(self, app: Appearance | None, reads: list[str], ctc: Callable[[str], float] | None = None,
+    def rank(self, app: Appearance | None, reads: list[str], ctc: Callable[[list[str]], np.ndarray] | None = None,
              k: int = 5, allowed: np.ndarray | None = None) -> Identification:
         """Top-k products with probabilities and the status (sure / unsure / unknown)."""
         app_lp = self.appearance_logp(app)
@@ -143,16 +144,24 @@ class CandidateIndex:
         read_any = any(normalize_imprint(t) for t in reads)
         # nothing readable: faces without an imprint become likelier
         score = score + (W_FUZZY * fuzzy if read_any else 1.0 * (self.blank_front | self.blank_back))
-        ctc_scores = {}
+        ctc_scores: dict[int, float] = {}
         if ctc is not None:
-            short = np.argsort(-score)[:CTC_SHORTLIST]
+            # shortlist: the best by all evidence so far, plus the best fuzzy imprint matches on their own
+            short = np.unique(np.concatenate([np.argsort(-score)[:CTC_SHORTLIST], np.argsort(-fuzzy)[:CTC_FUZZY]]))
+            texts = sorted({self.front_raw[i] for i in short} | {self.back_raw[i] for i in short})
+            by_text = dict(zip(texts, map(float, ctc(texts))))
+            finite = [v for v in by_text.values() if np.isfinite(v)]
+            # Strings the recognizer cannot spell (Hangul, logos) get a neutral score, not a verdict; so does the
+            # empty string, since "read nothing" is far more often a missed imprint than a blank pill.
+            neutral = float(np.median(finite)) if finite else 0.0
+            if "" in by_text:
+                by_text[""] = min(by_text[""], neutral)
             for i in short:
-                texts = {self.front_raw[i], self.back_raw[i]}
-                ctc_scores[i] = max(ctc(t) for t in texts)
-            vals = np.array(list(ctc_scores.values()), np.float32)
-            idx = np.array(list(ctc_scores.keys()))
+                vals = [by_text[t] for t in {self.front_raw[i], self.back_raw[i]}]
+                ctc_scores[int(i)] = max(v if np.isfinite(v) else neutral for v in vals)
+            idx = np.array(list(ctc_scores), np.int64)
             boosted = np.full(len(score), -np.inf, np.float32)
-            boosted[idx] = score[idx] + W_CTC * vals
+            boosted[idx] = score[idx] + W_CTC * np.array(list(ctc_scores.values()), np.float32)
             score = boosted
         if allowed is not None:
             score = np.where(allowed, score, -np.inf)

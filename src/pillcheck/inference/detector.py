@@ -90,7 +90,7 @@ class Detector:
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
-    def __call__(self, image: np.ndarray, conf: float = 0.25, iou: float = 0.5, max_det: int = 300) -> Detections:
+    def __call__(self, image: np.ndarray, conf: float = 0.35, iou: float = 0.5, max_det: int = 300) -> Detections:
         h, w = image.shape[:2]
         tensor, scale, (left, top) = letterbox(image, self.imgsz)
         if self.fixed and tensor.shape[2:] != (self.fixed, self.fixed):  # a fixed-size export needs a square

@@ -51,6 +51,9 @@ def appearance(path: Path | None = None) -> AppearanceModel | None:
 
 
 def imprint(path: Path | None = None):
-    from pillcheck.inference.imprint import ImprintReader
+    def load(p: Path):
+        from pillcheck.inference.imprint import ImprintReader  # numpy CTC code: imported only when used
 
-    return _optional("imprint", Path(path or config.MODELS_DIR / "imprint_rec.onnx"), ImprintReader)
+        return ImprintReader(p)
+
+    return _optional("imprint", Path(path or config.MODELS_DIR / "imprint_rec.onnx"), load)

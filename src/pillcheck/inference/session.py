@@ -42,12 +42,18 @@ def create_session(path: Path, *, threads: int | None = None, requested: list[st
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads or int(os.environ.get("PILLCHECK_THREADS", 0)) or (os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3  # the CUDA-missing fallback is expected on CPU machines; real errors still raise
+    opts.log_severity_level = 3
+    chosen = providers(requested)
     try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers(requested))
+        # Without CUDA libraries onnxruntime-gpu logs an error and falls back to the CPU; that is expected here,
+        # and what actually runs is logged below. Real failures still raise.
+        ort.set_default_logger_severity(4 if "CUDAExecutionProvider" in chosen else 3)
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
         raise ModelError(f"{path.name} is not a usable ONNX model ({exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0][:200]})") from exc
+    finally:
+        ort.set_default_logger_severity(2)
     log.info("%s: running on %s (%d threads)", path.name, ", ".join(session.get_providers()),
              opts.intra_op_num_threads)
     return session

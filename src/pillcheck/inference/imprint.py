@@ -1,0 +1,316 @@
+"""Imprint reader: PP-OCRv4 text recognition (ONNX) on rectified bands of one pill crop, plus CTC scoring.
+
+General OCR runs a text detector at several rotations and costs seconds per pill. The pill already says where
+its text is: across the middle, along the long axis (on a round pill, along its strokes). So the crop is
+rectified and a few bands (0/180 degrees; 0/90/180/270 for round pills) go through the recognizer in one
+batch, without a text detector. The imprint vocabulary is closed (the catalog), so besides greedy reads the
+reader scores any candidate string by its CTC likelihood, which uses everything the recognizer saw, not only
+its best path: on the official reference photos that ranks the true imprint first among the catalog's
+~13k distinct strings more often than the greedy read is exact (61% vs 54%), and in the top 10 for 69%.
+
+Model: ``ch_PP-OCRv4_rec_infer.onnx`` (PaddleOCR, Apache-2.0) from the ``rapidocr-onnxruntime`` 1.4.4 wheel;
+its character list is in the ONNX metadata (``character``). It has no Hangul, so only Latin letters and digits
+are read and scored; candidates with other characters score ``-inf``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pillcheck import config
+from pillcheck.catalog.normalize import normalize_imprint
+from pillcheck.inference.session import ModelError, create_session
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # column k+1 of a log-prob matrix; column 0 is the CTC blank
+HEIGHT = 48  # PP-OCR rec input height
+MAX_WIDTH = 320
+# Bands as (centre offset, height), fractions of the pill's short axis across the text direction. One centred
+# line of 0.7 read as well as 0.55+0.85 together (official photos, clean and degraded) at half the cost.
+LINE = (0.0, 0.7)
+TWO_LINES = ((-0.25, 0.5), (0.25, 0.5))  # scored only as a pair (alone they add confident fragments)
+ROUND_ASPECT = 1.15  # long/short below this: the text direction comes from the strokes, any of 4 angles
+# Round pill strokes elongated less than this (variance ratio): maybe two short lines, so add line pairs. One
+# line of 3+ characters measured 3-11, two-line blocks 1.1-2.5.
+TWO_LINE_RATIO = 2.6
+_CHAR_INDEX = {c: i + 1 for i, c in enumerate(ALPHABET)}
+
+
+@dataclass
+class ImprintRead:
+    texts: list[tuple[str, float]]  # distinct non-empty greedy reads with confidence (0..1), best first
+    logprobs: list[np.ndarray]  # per one-line variant: T x (1 + len(ALPHABET)) log-probs, column 0 = blank
+    lines: list[tuple[np.ndarray, np.ndarray]]  # per orientation: (upper, lower) line log-probs, same layout
+
+
+def _encode(texts: list[str], reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Label matrix (N, Lmax) padded with 0, and lengths; -1 for a text with a character outside ALPHABET."""
+    lmax = max([len(t) for t in texts] + [1])
+    labels = np.zeros((len(texts), lmax), np.int64)
+    lengths = np.zeros(len(texts), np.int64)
+    for i, t in enumerate(texts):
+        idx = [_CHAR_INDEX.get(c, -1) for c in (t[::-1] if reverse else t)]
+        if -1 in idx:
+            lengths[i] = -1
+        else:
+            labels[i, : len(idx)] = idx
+            lengths[i] = len(idx)
+    return labels, lengths
+
+
+def _prefix_logp(lp: np.ndarray, labels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """CTC forward algorithm: log p(first j labels | image) for every j, (V, T, C) -> (V, N, Lmax + 1).
+
+    Runs in probability space with per-step rescaling (exact, no exp/log per step), vectorised over variants,
+    candidates and label positions; only the loop over time steps is in Python. The last frame's forward
+    variables hold every prefix's probability at once, which the two-line split needs.
+    """
+    v, t_steps, _ = lp.shape
+    n, lmax = labels.shape
+    s_len = 2 * lmax + 1
+    ext = np.zeros((n, s_len), np.int64)  # blank, c1, blank, c2, ..., blank
+    ext[:, 1::2] = labels
+    valid = np.arange(s_len)[None, :] <= 2 * np.maximum(lengths, 0)[:, None]  # nothing past a text's end
+    skip = np.zeros((n, s_len), bool)  # s-2 -> s allowed: a label that differs from the one two back
+    skip[:, 3::2] = labels[:, 1:] != labels[:, :-1]
+    probs = np.exp(lp.astype(np.float64))[:, :, ext] * valid  # (V, T, N, S)
+    alpha = np.zeros((v, n, s_len))
+    alpha[:, :, :2] = probs[:, 0, :, :2]
+    log_scale = np.zeros((v, n, 1))
+    for t in range(1, t_steps):
+        c = alpha.sum(-1, keepdims=True)
+        c[c == 0] = 1.0
+        alpha /= c
+        log_scale += np.log(c)
+        nxt = alpha.copy()
+        nxt[..., 1:] += alpha[..., :-1]
+        nxt[..., 2:] += np.where(skip[:, 2:], alpha[..., :-2], 0.0)
+        alpha = nxt * probs[:, t]
+    ends = alpha[..., 0::2].copy()  # prefix j ends in the blank after label j ...
+    ends[..., 1:] += alpha[..., 1::2]  # ... or on label j itself
+    with np.errstate(divide="ignore"):
+        return log_scale + np.log(ends)
+
+
+def ctc_scores(logprobs: np.ndarray, texts: list[str]) -> np.ndarray:
+    """log p(text | image) under CTC for many texts at once: (T, C) or (V, T, C) -> (N,) or (V, N).
+
+    The total log-likelihood, not a per-character mean: it is a probability over strings, so candidates of
+    different lengths compare fairly. Texts are matched as given (normalise them first); a character outside
+    ALPHABET gives ``-inf``.
+    """
+    lp = np.asarray(logprobs)
+    single = lp.ndim == 2
+    labels, lengths = _encode(texts)
+    pre = _prefix_logp(lp[None] if single else lp, labels, lengths)
+    out = np.take_along_axis(pre, np.maximum(lengths, 0)[None, :, None], -1)[..., 0]
+    out[:, lengths < 0] = -np.inf
+    return out[0] if single else out
+
+
+def two_line_scores(upper: np.ndarray, lower: np.ndarray, texts: list[str]) -> np.ndarray:
+    """Best split of each text into a first line read in ``upper`` and the rest in ``lower``: (V, T, C) pairs
+    -> (V, N). Imprints like 'HM' over '4' are one catalog string but two lines on the pill."""
+    labels, lengths = _encode(texts)
+    rlabels, _ = _encode(texts, reverse=True)
+    pre = _prefix_logp(upper, labels, lengths)  # log p(text[:j] | upper)
+    suf = _prefix_logp(lower[:, ::-1], rlabels, lengths)  # log p(text[j:] | lower), reversed in time
+    j = np.arange(labels.shape[1] + 1)[None, :]
+    k = np.maximum(lengths, 0)[:, None] - j  # suffix length for split j
+    split = pre + np.take_along_axis(suf, np.maximum(k, 0)[None], -1)
+    split = np.where(k[None] >= 0, split, -np.inf).max(-1)
+    split[:, lengths < 0] = -np.inf
+    return split
+
+
+def ctc_score(logprobs: np.ndarray, text: str) -> float:
+    """log p(text | image) under CTC for one (T, C) matrix."""
+    return float(ctc_scores(logprobs, [text])[0])
+
+
+def greedy(logprobs: np.ndarray) -> tuple[str, float]:
+    """Best-path CTC decoding; confidence = mean probability of the emitted characters (0 when none)."""
+    best = logprobs.argmax(-1)
+    keep = (best != 0) & np.r_[True, best[1:] != best[:-1]]
+    if not keep.any():
+        return "", 0.0
+    text = "".join(ALPHABET[i - 1] for i in best[keep])
+    return text, float(np.exp(logprobs.max(-1)[keep]).mean())
+
+
+def _text_axis(gray: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np.ndarray, float] | None:
+    """Direction of the text on a round pill: principal axis of the strong edges inside the rim (a line of
+    characters is wider than tall), and how elongated they are (variance ratio). None without edges."""
+    gx, gy = cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1)
+    ys, xs = np.mgrid[: gray.shape[0], : gray.shape[1]]
+    dx, dy = xs - centre[0], ys - centre[1]
+    inner = dx * dx + dy * dy < (0.75 * radius) ** 2
+    if inner.sum() < 50:
+        return None
+    w = np.where(inner, np.hypot(gx, gy), 0)
+    w = np.where(w > np.percentile(w[inner], 80), w, 0)
+    if w.sum() <= 0:
+        return None
+    pts = np.stack([dx[w > 0], dy[w > 0]])
+    ev, vec = np.linalg.eigh(np.cov(pts, aweights=w[w > 0]))
+    return vec[:, 1], float(ev[1] / max(ev[0], 1e-9))
+
+
+def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
+    """Centre, unit text-direction vector, extent along and across it (px) of the pill in a loose crop, and
+    whether the text may be two lines (a round pill whose strokes are not clearly one line).
+
+    Foreground = far (Lab) from the border colour, Otsu; the convex hull of the large parts (a capsule's clear
+    half or a white band can match the background, and pills are convex); text runs along the long axis, or
+    for a round pill along its strokes. The whole crop when segmentation fails.
+    """
+    h, w = rgb.shape[:2]
+    fallback = (np.array([w / 2, h / 2]), np.array([1.0, 0.0]) if w >= h else np.array([0.0, 1.0]),
+                float(max(w, h)), float(min(w, h)), max(w, h) < ROUND_ASPECT * min(w, h))
+    k = min(1.0, 128 / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    lab = cv2.cvtColor(cv2.GaussianBlur(small, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
+    border = np.concatenate([lab[:2].reshape(-1, 3), lab[-2:].reshape(-1, 3), lab[:, :2].reshape(-1, 3),
+                             lab[:, -2:].reshape(-1, 3)])
+    dist = np.linalg.norm(lab - np.median(border, axis=0), axis=2)
+    if dist.max() < 8:
+        return fallback
+    _, mask = cv2.threshold((dist * (255 / dist.max())).astype(np.uint8), 0, 255,
+                            cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+    if n < 2:
+        return fallback
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = 1 + np.flatnonzero(areas >= 0.15 * areas.max())
+    pts = np.column_stack(np.nonzero(np.isin(labels, keep))[::-1]).astype(np.float32)
+    hull = cv2.convexHull(pts)
+    if not 0.1 < cv2.contourArea(hull) / (small.shape[0] * small.shape[1]) < 0.97:
+        return fallback
+    box = cv2.boxPoints(cv2.minAreaRect(hull))
+    e1, e2 = box[1] - box[0], box[2] - box[1]
+    long_v, short_v = (e1, e2) if np.linalg.norm(e1) >= np.linalg.norm(e2) else (e2, e1)
+    long_px, short_px = float(np.linalg.norm(long_v)), float(np.linalg.norm(short_v))
+    centre, axis = box.mean(0), long_v / (long_px + 1e-9)
+    if long_px >= ROUND_ASPECT * short_px:
+        return centre / k, axis, long_px / k, short_px / k, False
+    strokes = _text_axis(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), centre, short_px / 2)
+    if strokes is None:
+        return centre / k, axis, long_px / k, short_px / k, True
+    return centre / k, strokes[0], long_px / k, short_px / k, strokes[1] < TWO_LINE_RATIO
+
+
+def _band(bgr: np.ndarray, centre: np.ndarray, theta: float, along: float, across: float,
+          offset: float, height: float) -> np.ndarray:
+    """One text band, rotated by theta (rad) so the text runs left to right, scaled to HEIGHT px."""
+    s = HEIGHT / (height * across)
+    width = int(min(MAX_WIDTH, max(HEIGHT, round(along * s))))
+    sx = width / (along * s)  # < 1 only past MAX_WIDTH: squeeze horizontally, as PP-OCR does
+    cos, sin = np.cos(theta) * s, np.sin(theta) * s
+    # dst = S R(-theta) (src - centre) + (width/2, HEIGHT/2 - s * offset * across)
+    m = np.array([[cos * sx, sin * sx, 0.0], [-sin, cos, 0.0]])
+    m[:, 2] = np.array([width / 2, HEIGHT / 2 - s * offset * across]) - m[:, :2] @ centre
+    return cv2.warpAffine(bgr, m, (width, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def variants(rgb: np.ndarray) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
+    """Rectified bands (BGR uint8, height 48): one centred line per orientation, and (upper, lower) line pairs.
+
+    Orientations: the text direction at 0 and 180 degrees; 90 and 270 too for round pills. Line pairs only
+    where the strokes may be a block of two short lines (e.g. 'HM' over '4'): on every pill they cost three
+    times the one-line bands for +2% top-1.
+    """
+    centre, axis, long_px, short_px, two_lines = _geometry(rgb)
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    angles = (0, 180, 90, 270) if long_px < ROUND_ASPECT * short_px else (0, 180)
+    base = np.degrees(np.arctan2(axis[1], axis[0]))
+    # one anti-aliased downscale so the finest band is sampled at about 1 px per output px
+    k = min(1.0, HEIGHT / (min(h for _, h in (LINE, *TWO_LINES)) * short_px))
+    if k < 0.8:
+        bgr = cv2.resize(bgr, (max(1, round(bgr.shape[1] * k)), max(1, round(bgr.shape[0] * k))),
+                         interpolation=cv2.INTER_AREA)
+        centre, long_px, short_px = centre * k, long_px * k, short_px * k
+    singles, pairs = [], []
+    for a in angles:
+        along, across = (long_px, short_px) if a in (0, 180) else (short_px, long_px)
+        theta = np.radians(base + a)
+        singles.append(_band(bgr, centre, theta, along, across, *LINE))
+        if two_lines:
+            upper, lower = (_band(bgr, centre, theta, along, across, *b) for b in TWO_LINES)
+            pairs.append((upper, lower))
+    return singles, pairs
+
+
+def to_batch(images: list[np.ndarray]) -> np.ndarray:
+    """PP-OCR rec input: (x/255 - 0.5)/0.5, NCHW, right-padded with zeros to the widest image (multiple of 8)."""
+    width = -(-max(i.shape[1] for i in images) // 8) * 8
+    batch = np.zeros((len(images), 3, HEIGHT, width), np.float32)
+    for j, img in enumerate(images):
+        batch[j, :, :, : img.shape[1]] = img.transpose(2, 0, 1) / 127.5 - 1.0
+    return batch
+
+
+class ImprintReader:
+    """PP-OCR recognizer behind the project's session factory; the character list comes from the model."""
+
+    def __init__(self, model_path: Path | None = None, threads: int | None = None) -> None:
+        path = Path(model_path or config.MODELS_DIR / "imprint_rec.onnx")
+        self.session = create_session(path, threads=threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        keys = path.with_name(path.stem + "_keys.txt")
+        if "character" in meta:
+            chars = meta["character"].splitlines()
+        elif keys.is_file():
+            chars = keys.read_text(encoding="utf-8").splitlines()
+        else:
+            raise ModelError(f"{path.name}: no character list (metadata 'character' or {keys.name})")
+        chars = ["<blank>", *chars, " "]  # PP-OCR's CTC decoder adds blank first and space last
+        n_out = self.session.get_outputs()[0].shape[-1]
+        if isinstance(n_out, int) and n_out != len(chars):
+            raise ModelError(f"{path.name}: {n_out} output classes but {len(chars)} characters")
+        index = {c: i for i, c in enumerate(chars)}
+        # each ALPHABET letter collects its upper and lower case (imprints are compared uppercased)
+        self._groups = [[0]] + [[index[c] for c in {ch, ch.lower()} if c in index] for ch in ALPHABET]
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _collapse(self, probs: np.ndarray) -> np.ndarray:
+        """Softmax over ~6.6k characters -> log-probs over blank + ALPHABET, renormalised."""
+        sub = np.stack([probs[..., g].sum(-1) for g in self._groups], -1)
+        sub /= sub.sum(-1, keepdims=True) + 1e-12
+        return np.log(np.maximum(sub, 1e-12)).astype(np.float32)
+
+    def read(self, crop_rgb: np.ndarray) -> ImprintRead:
+        """All bands of one pill crop (RGB or RGBA, any rotation) in one session.run: greedy reads plus
+        log-prob matrices. A crop too small to hold text reads as nothing."""
+        if min(crop_rgb.shape[:2]) < 4:
+            return ImprintRead([], [], [])
+        singles, pairs = variants(np.ascontiguousarray(crop_rgb[..., :3]))
+        bands = singles + [b for pair in pairs for b in pair]
+        logprobs = list(self._collapse(self.session.run(None, {self.input_name: to_batch(bands)})[0]))
+        one, two = logprobs[: len(singles)], logprobs[len(singles):]
+        best: dict[str, float] = {}
+        for lp in one:
+            text, conf = greedy(lp)
+            if text and conf > best.get(text, -1.0):
+                best[text] = conf
+        return ImprintRead(sorted(best.items(), key=lambda kv: -kv[1]), one, list(zip(two[0::2], two[1::2])))
+
+    @staticmethod
+    def score_many(read: ImprintRead, candidates: list[str]) -> np.ndarray:
+        """Best CTC log-likelihood of each catalog imprint (normalised here) over the read's bands: on one line,
+        or split over an upper and a lower line."""
+        texts = [normalize_imprint(c, fold=False) for c in candidates]
+        if not read.logprobs or not texts:
+            return np.full(len(texts), -np.inf)
+        best = ctc_scores(np.stack(read.logprobs), texts).max(0)
+        if read.lines:
+            upper, lower = (np.stack(x) for x in zip(*read.lines))
+            best = np.maximum(best, two_line_scores(upper, lower, texts).max(0))
+        return best
+
+    def score(self, read: ImprintRead, candidate_text: str) -> float:
+        """One candidate (about 0.25 ms a call: for a shortlist, one score_many call is ~30x cheaper)."""
+        return float(self.score_many(read, [candidate_text])[0])

@@ -1,0 +1,71 @@
+"""pipeline.analyze end to end on the demo catalog with the shipped models, and the analyze CLI contract."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pillcheck.images import InputError
+from pillcheck.pipeline import Pipeline
+from pillcheck.safety.dur import Profile
+
+from .test_detector import table_with_pills
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    img, _ = table_with_pills()
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def test_analyze_finds_pills_and_never_checks_unsure_ones(demo_db, photo):
+    report = Pipeline(db=demo_db).analyze(photo)
+    assert len(report.pills) == 4 and report.data == "demo"
+    d = report.to_dict()
+    assert [p["index"] for p in d["pills"]] == [1, 2, 3, 4]
+    for p in d["pills"]:
+        assert p["status"] in ("sure", "unsure", "unknown")
+        assert p["candidates"] and all(0 <= c["score"] <= 1 for c in p["candidates"])
+        if p["status"] != "sure":
+            assert p["item_seq"] is None and p["index"] in d["not_identified"]
+    assert set(d["timings_ms"]) == {"decode", "detect", "identify", "check"}
+
+
+def test_confirmed_pills_and_my_meds_join_the_check(demo_db, photo):
+    report = Pipeline(db=demo_db).analyze(photo, my_meds=["999900002"], profile=Profile(age=70),
+                                          confirmed={1: "999900001"})
+    kinds = {w.kind for w in report.check.warnings}
+    assert "CONTRAINDICATED" in kinds and "ELDERLY" in kinds
+    assert report.pills[0].item_seq == "999900001" and report.to_dict()["pills"][0]["status"] == "confirmed"
+
+
+def test_empty_photo_and_bad_input(demo_db):
+    buf = io.BytesIO()
+    Image.fromarray(np.full((480, 640, 3), (150, 110, 70), np.uint8)).save(buf, format="PNG")
+    report = Pipeline(db=demo_db).analyze(buf.getvalue())
+    assert report.pills == [] and report.check.warnings == []
+    with pytest.raises(InputError):
+        Pipeline(db=demo_db).analyze(b"not an image")
+
+
+def test_analyze_cli_keeps_going_after_a_bad_image(demo_db, photo, tmp_path):
+    good, bad = tmp_path / "good.jpg", tmp_path / "bad.jpg"
+    good.write_bytes(photo)
+    bad.write_bytes(photo[:200])
+    out = subprocess.run([sys.executable, "-m", "pillcheck.cli", "analyze", str(bad), str(good), "--json",
+                          "--db", str(demo_db)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    first, second = json.loads(out.stdout)
+    assert first["image"].endswith("bad.jpg") and "damaged" in first["error"]
+    assert len(second["pills"]) == 4
+    assert {"box", "confidence", "status", "imprint_read", "candidates"} <= set(second["pills"][0])
+    assert {"item_seq", "name", "score"} <= set(second["pills"][0]["candidates"][0])
+    assert "warnings" in second and "unchecked" in second
