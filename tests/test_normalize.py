@@ -28,6 +28,7 @@ def test_catalog_and_read_imprints_meet(catalog, read):
 def test_normalize_keeps_hangul_and_drops_tokens():
     assert normalize_imprint("마크 한미") == "한미"
     assert normalize_imprint("분할선") == ""
+    assert normalize_imprint("십자분할선") == ""
     assert normalize_imprint(None) == ""
     assert normalize_imprint("o", fold=False) == "O"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pillcheck import config
 
-DEMO_BANNER = "DEMO DATA — fictitious products, not for medical use"
+DEMO_BANNER = config.DEMO_BANNER
 SEVERITY_MARK = {"critical": "!!", "warning": "! ", "caution": "~ ", "info": "  "}
 
 
@@ -423,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--json", action="store_true")
     _db_arg(se)
     se.set_defaults(func=cmd_search)
+    from pillcheck.ui.serve import add_parser as add_serve
+
+    add_serve(sub)
+
     de = sub.add_parser("detect", help="find every pill in photos (boxes in original pixels)")
     de.add_argument("images", nargs="+", type=Path)
     de.add_argument("--conf", type=float, default=0.35, help="confidence threshold")

@@ -35,3 +35,6 @@ def service_key() -> str | None:
 def api_base() -> str:
     """Base URL of the MFDS OpenAPIs; tests point it at a local replay server."""
     return os.environ.get("PILLCHECK_API_BASE", "https://apis.data.go.kr/1471000").rstrip("/")
+
+
+DEMO_BANNER = "DEMO DATA — fictitious products, not for medical use"

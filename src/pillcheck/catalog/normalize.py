@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-_TOKENS = ("마크", "분할선", "(각인)", "각인")
+_TOKENS = ("마크", "십자분할선", "분할선", "(각인)", "각인")
 # Glyphs an engraving or an OCR model confuses: fold each group onto one character.
 _CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z가-힣]+")

@@ -33,9 +33,10 @@ MAX_WIDTH = 320
 LINE = (0.0, 0.7)
 TWO_LINES = ((-0.25, 0.5), (0.25, 0.5))  # scored only as a pair (alone they add confident fragments)
 ROUND_ASPECT = 1.15  # long/short below this: the text direction comes from the strokes, any of 4 angles
-# Round pill strokes elongated less than this (variance ratio): maybe two short lines, so add line pairs. One
-# line of 3+ characters measured 3-11, two-line blocks 1.1-2.5.
-TWO_LINE_RATIO = 2.6
+# Round pill strokes elongated less than this (variance ratio) show no line direction: add line pairs there.
+# One line of 3+ characters measured 3-11, two-line blocks 1.1-2.5; at 2.6, or with pairs on every round pill,
+# the slowest 10% of reads took 55-72 ms instead of 30 and ranking did not improve beyond noise (130 faces).
+TWO_LINE_RATIO = 1.5
 _CHAR_INDEX = {c: i + 1 for i, c in enumerate(ALPHABET)}
 
 
@@ -161,7 +162,7 @@ def _text_axis(gray: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np.
 
 def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
     """Centre, unit text-direction vector, extent along and across it (px) of the pill in a loose crop, and
-    whether the text may be two lines (a round pill whose strokes are not clearly one line).
+    whether the text may be two lines (a round pill whose strokes show no line direction).
 
     Foreground = far (Lab) from the border colour, Otsu; the convex hull of the large parts (a capsule's clear
     half or a white band can match the background, and pills are convex); text runs along the long axis, or
@@ -219,9 +220,9 @@ def _band(bgr: np.ndarray, centre: np.ndarray, theta: float, along: float, acros
 def variants(rgb: np.ndarray) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
     """Rectified bands (BGR uint8, height 48): one centred line per orientation, and (upper, lower) line pairs.
 
-    Orientations: the text direction at 0 and 180 degrees; 90 and 270 too for round pills. Line pairs only
-    where the strokes may be a block of two short lines (e.g. 'HM' over '4'): on every pill they cost three
-    times the one-line bands for +2% top-1.
+    Orientations: the text direction at 0 and 180 degrees; 90 and 270 too for round pills. Line pairs (for
+    imprints like 'HM' over '4') only where the strokes show no direction: on every pill they cost three times
+    the one-line bands for +2% top-1 (3 of 130 faces).
     """
     centre, axis, long_px, short_px, two_lines = _geometry(rgb)
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)

@@ -1,0 +1,560 @@
+"""The mobile web app: photo -> numbered boxes -> named pills -> warnings, in Korean (default) and English.
+
+One Gradio Blocks column, phones first. Every answer comes from ``Pipeline.analyze`` and the catalog/safety
+APIs; this module adds layout, words and files. What is personal (my medications, age, pregnancy, language,
+text size) lives in the browser (``gr.BrowserState``), never on the server; the photo and the pills found live
+in the session only, and uploaded files are deleted as soon as they are read.
+
+Named API endpoints for programs (gradio_client): ``/analyze``, ``/check``, ``/search``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from gradio.data_classes import FileData
+from gradio.utils import get_upload_folder, is_in_or_equal
+
+from pillcheck import config, images
+from pillcheck.catalog.db import CatalogError, CatalogMissing
+from pillcheck.inference.session import ModelError
+from pillcheck.pipeline import Pipeline
+from pillcheck.safety.dur import Profile, check
+from pillcheck.ui import batch, export, render
+from pillcheck.ui.i18n import DEFAULT, LANGS, t
+from pillcheck.ui.style import CSS
+
+log = logging.getLogger(__name__)
+
+INFERENCE = "inference"  # the one concurrency group around the models (a photo, a batch, an API analyze)
+MAX_FILE_SIZE = "100mb"  # batch zips; single photos are held to images.MAX_BYTES when read
+DELETE_CACHE = (300, 900)  # every 5 min, Gradio's copies older than 15 min go (annotated photos, downloads)
+MAX_MEDS = 40
+DEVICE_DEFAULT: dict[str, Any] = {"meds": [], "age": None, "pregnant": False, "lang": DEFAULT, "large": False,
+                                  "save_corrections": False}
+WEBCAM = gr.WebcamOptions(mirror=False,  # imprints must read the right way round
+                          constraints={"video": {"facingMode": {"ideal": "environment"},
+                                                 "width": {"ideal": 1920}, "height": {"ideal": 1440}}})
+LARGE_JS = "(on) => { document.documentElement.classList.toggle('pc-large', !!on); return []; }"
+
+_INFO_SQL = """
+SELECT i.item_seq, i.item_name, i.entp_name, i.etc_otc,
+       any_value(concat_ws(' / ', nullif(a.print_front, ''), nullif(a.print_back, ''))), any_value(a.shape),
+       any_value(concat_ws(', ', nullif(a.color_front, ''), nullif(a.color_back, '')))
+FROM items i LEFT JOIN appearance a USING (item_seq)
+WHERE i.item_seq IN (SELECT unnest(?::VARCHAR[]))
+GROUP BY ALL
+"""
+
+
+def browser_secret() -> str:
+    """The key BrowserState encrypts with. It must survive restarts, or every saved medication list becomes
+    unreadable: $PILLCHECK_BROWSER_SECRET (several replicas share it), else one kept beside the catalog."""
+    if os.environ.get("PILLCHECK_BROWSER_SECRET"):
+        return os.environ["PILLCHECK_BROWSER_SECRET"]
+    path = config.data_home() / "browser-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(24)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret)
+        return secret
+
+
+def read_upload(payload: Any) -> tuple[bytes, str]:
+    """The bytes of an uploaded file and its name; the upload is deleted from Gradio's cache once read.
+
+    A webcam frame may come inline as a data: URL instead of a file; it is held to the same size limit."""
+    path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", payload)
+    url = (payload.get("url") if isinstance(payload, dict) else None) or ""
+    if not path and url.startswith("data:"):
+        encoded = url.partition(",")[2]
+        if len(encoded) > images.MAX_BYTES * 4 // 3 + 4:
+            raise images.InputError(f"the photo is over the {images.MAX_BYTES / 2**20:.0f} MB limit")
+        try:
+            return base64.b64decode(encoded), "camera"
+        except binascii.Error as exc:
+            raise images.InputError("the camera picture arrived damaged; please take it again") from exc
+    if not path:
+        raise images.InputError("no file was received")
+    p = Path(path)
+    name = (payload.get("orig_name") if isinstance(payload, dict) else None) or p.name
+    try:
+        size = p.stat().st_size
+        if size > images.MAX_BYTES:
+            raise images.InputError(f"the file is {size / 2**20:.0f} MB; the limit is {images.MAX_BYTES / 2**20:.0f} MB")
+        return p.read_bytes(), name
+    except FileNotFoundError as exc:
+        raise images.InputError("the upload is no longer on the server; please send the photo again") from exc
+    finally:
+        discard_upload(p)
+
+
+def profile_of(device: dict) -> Profile:
+    """The person's profile from the device state; raises ValueError for an impossible age."""
+    age = device.get("age")
+    return Profile(age=float(age) if age not in (None, "") else None, pregnant=bool(device.get("pregnant")))
+
+
+def _api_errors(fn: Callable) -> Callable:
+    """API endpoints answer a bad request with one readable line (gradio_client raises AppError with it)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (images.InputError, ModelError, CatalogMissing, CatalogError, ValueError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+
+    return wrapper
+
+
+@dataclass
+class Evaluation:
+    """A session's pills and the person's medications, checked together, with everything the view names."""
+
+    pills: list[dict]
+    meds: list[str]
+    check: dict | None
+    info: dict[str, dict]
+    labels: dict[str, str]
+    data: str
+    problem: str = ""
+
+    @property
+    def not_identified(self) -> list[int]:
+        return [p["index"] for p in self.pills if not p["item_seq"]]
+
+    def report(self) -> dict:
+        """The same shape as ``Report.to_dict()`` (pills, warnings, unchecked, ...), with the person's choices."""
+        chk = self.check or {"warnings": [], "unchecked": [], "unknown": [], "checks_run": [], "checks_skipped": []}
+        return {"pills": self.pills, "warnings": chk["warnings"], "unchecked": chk["unchecked"], "unknown": chk["unknown"],
+                "not_identified": self.not_identified, "checks_run": chk["checks_run"],
+                "checks_skipped": chk["checks_skipped"], "my_meds": self.meds, "data": self.data}
+
+
+@dataclass
+class Texts:
+    """Components whose words follow the language switch: (component, {attribute: string key or callable})."""
+
+    items: list[tuple[gr.components.Component | gr.blocks.BlockContext, dict]] = field(default_factory=list)
+
+    def add(self, comp: Any, **keys: str | Callable[[str], Any]) -> Any:
+        self.items.append((comp, keys))
+        return comp
+
+    @property
+    def components(self) -> list:
+        return [c for c, _ in self.items]
+
+    def updates(self, lang: str) -> list:
+        return [gr.update(**{attr: key(lang) if callable(key) else t(lang, key) for attr, key in keys.items()})
+                for _, keys in self.items]
+
+
+class PillcheckApp:
+    """The handlers (one method per user action) and the layout that wires them."""
+
+    def __init__(self, pipeline: Pipeline, secret: str | None = None) -> None:
+        self.pipe = pipeline
+        self.secret = secret or browser_secret()
+        self.scratch = export.Scratch()
+        self.texts = Texts()
+
+    # ------------------------------------------------------------------ catalog helpers
+    def info(self, seqs: list[str]) -> dict[str, dict]:
+        """Name, company, Rx/OTC, imprint, shape and colour of products, for cards and labels."""
+        seqs = list(dict.fromkeys(s for s in seqs if s))
+        if not seqs:
+            return {}
+        rows = self.pipe.catalog.cursor().execute(_INFO_SQL, [seqs]).fetchall()
+        return {r[0]: {"item_seq": r[0], "name": r[1], "company": r[2], "etc_otc": r[3], "imprint": r[4] or "",
+                       "shape": r[5], "colour": r[6]} for r in rows}
+
+    def search(self, text: str, limit: int = 8) -> list[dict]:
+        return [h.to_dict() for h in self.pipe.catalog.search.search((text or "").strip(), limit)] if text else []
+
+    def search_choices(self, text: str, lang: str) -> dict:
+        """Fuzzy search results (name or imprint) as choices to tap."""
+        return gr.update(choices=[(choice_label(hit_as_product(h), lang), h["item_seq"]) for h in self.search(text)],
+                         value=None)
+
+    def evaluate(self, session: dict | None, device: dict, lang: str) -> Evaluation:
+        """Check the photo's identified pills together with my medications and profile (cheap: re-run freely)."""
+        pills = (session or {}).get("pills", [])
+        meds = list(device.get("meds") or [])
+        problem = ""
+        try:
+            profile = profile_of(device)
+        except ValueError:
+            profile, problem = Profile(pregnant=bool(device.get("pregnant"))), "bad_age"
+        cat = self.pipe.catalog
+        items = list(dict.fromkeys([p["item_seq"] for p in pills if p["item_seq"]] + meds))
+        result = check(cat.dur, items, profile).to_dict() if items else None
+        info = self.info(items + [c["item_seq"] for p in pills for c in p["candidates"][:5]])
+        name = lambda s: info.get(s, {}).get("name", s)  # noqa: E731
+        labels = {s: f"{t(lang, 'my_med')}: {name(s)}" for s in meds}
+        labels.update({p["item_seq"]: f"#{p['index']} {name(p['item_seq'])}" for p in pills if p["item_seq"]})
+        return Evaluation(pills, meds, result, info, labels, cat.data, problem)
+
+    def choice_update(self, pills: list[dict], index: int | None, lang: str) -> dict:
+        """The products a pill may be (its top candidates, and the person's choice), to tap."""
+        pill = next((p for p in pills if p["index"] == index), None)
+        if pill is None:
+            return gr.update(choices=[], value=None)
+        cands = pill["candidates"][:5]
+        seqs = [c["item_seq"] for c in cands]
+        if pill["item_seq"] and pill["item_seq"] not in seqs:
+            cands = [self.info([pill["item_seq"]]).get(pill["item_seq"], {"item_seq": pill["item_seq"]}), *cands]
+        return gr.update(choices=[(choice_label(c, lang), c["item_seq"]) for c in cands], value=pill["item_seq"])
+
+    # ------------------------------------------------------------------ the view every handler ends with
+    def view(self, session: dict | None, device: dict, lang: str, message: str = "", kind: str = "info",
+             pick: int | None = None) -> list:
+        """Banner, status, warnings, annotated photo, cards, correction panel, medication list — in VIEW order."""
+        ev = self.evaluate(session, device, lang)
+        if ev.problem and not message:
+            message, kind = t(lang, ev.problem), "error"
+        indices = [p["index"] for p in ev.pills]
+        if pick not in indices:
+            pick = (ev.not_identified or indices or [None])[0]
+        image = render.annotate(session["preview"], ev.pills, session["scale"]) if session else None
+        return [
+            render.banner_html(ev.data, lang),
+            render.status_html(message, kind),
+            render.warnings_html(ev.check, ev.labels, ev.not_identified, lang),
+            gr.update(value=image, visible=session is not None),
+            render.cards_html(ev.pills, ev.info, lang),
+            gr.update(visible=bool(ev.pills)),
+            gr.update(choices=[(pill_tag(p), p["index"]) for p in ev.pills], value=pick),
+            self.choice_update(ev.pills, pick, lang),
+            gr.update(choices=[(ev.info.get(s, {}).get("name", s), s) for s in ev.meds], value=ev.meds),
+        ]
+
+    # ------------------------------------------------------------------ handlers: the photo
+    def on_photo(self, payload: Any, device: Any, lang: str, conf: float, iou: float) -> list:
+        device = device_of(device)
+        if not payload:
+            return [None, *self.view(None, device, lang, t(lang, "photo_hint"))]
+        try:
+            data, name = read_upload(payload)
+            rgb = images.load(data)
+        except images.InputError as exc:
+            return [None, *self.view(None, device, lang, t(lang, "bad_photo", msg=exc), "error")]
+        return self.analyze_into({"name": Path(name).stem, "photo": data}, rgb, device, lang, conf, iou)
+
+    def on_rerun(self, session: dict | None, device: Any, lang: str, conf: float, iou: float) -> list:
+        device = device_of(device)
+        if not session:
+            return [None, *self.view(None, device, lang, t(lang, "photo_hint"))]
+        return self.analyze_into(session, images.load(session["photo"]), device, lang, conf, iou)
+
+    def analyze_into(self, session: dict, rgb: np.ndarray, device: dict, lang: str, conf: float, iou: float) -> list:
+        """Detect and identify (the slow part, in the inference group); the check itself runs in the view."""
+        try:
+            report = self.pipe.analyze(rgb, [], None, conf=float(conf), iou=float(iou))
+        except ModelError as exc:  # the person needs to know it is not their photo; the log gets the path
+            log.error("analyze: %s", exc)
+            return [None, *self.view(None, device, lang, t(lang, "model_missing"), "error")]
+        except Exception as exc:  # a broken catalog or a bug: the person gets a sentence, the log the traceback
+            log.exception("analyze failed")
+            return [None, *self.view(None, device, lang, t(lang, "failed", msg=exc.__class__.__name__), "error")]
+        preview, scale = render.downscale(rgb)
+        session.update(preview=preview, scale=scale, pills=[p.to_dict() for p in report.pills], corrections=[])
+        n = len(session["pills"])
+        return [session, *self.view(session, device, lang, t(lang, "found", n=n) if n else t(lang, "none_found"),
+                                    "info" if n else "error")]
+
+    # ------------------------------------------------------------------ handlers: choosing and correcting
+    def on_pick(self, session: dict | None, pick: int, lang: str) -> dict:
+        return self.choice_update((session or {}).get("pills", []), pick, lang)
+
+    def on_fix_search(self, text: str, session: dict | None, pick: int, lang: str) -> dict:
+        return self.search_choices(text, lang) if (text or "").strip() else self.on_pick(session, pick, lang)
+
+    def on_choose(self, session: dict | None, pick: int, seq: str, device: Any, lang: str) -> list:
+        """The person says which product pill ``pick`` is: it joins the check at once."""
+        device = device_of(device)
+        pill = next((p for p in (session or {}).get("pills", []) if p["index"] == pick), None)
+        if pill is None or not seq:
+            return [session, *self.view(session, device, lang, pick=pick)]
+        chosen = self.info([seq]).get(seq, {})
+        pill.update(status="confirmed", item_seq=seq, name=chosen.get("name"), company=chosen.get("company"))
+        message = ""
+        if device.get("save_corrections"):
+            jpeg, box = export.crop_example(images.load(session["photo"]), pill["box"])
+            kept = [c for c in session["corrections"] if c["pill"] != pick]
+            session["corrections"] = [*kept, {"pill": pick, "jpeg": jpeg, "box": box, "item_seq": seq}]
+            message = t(lang, "corr_saved", n=len(session["corrections"]))
+        return [session, *self.view(session, device, lang, message, pick=pick)]
+
+    # ------------------------------------------------------------------ handlers: my medications, profile, prefs
+    def with_meds(self, device: dict, meds: list[str], session: dict | None, lang: str) -> list:
+        device = {**device, "meds": list(dict.fromkeys(m for m in meds if m))[:MAX_MEDS]}
+        return [device, *self.view(session, device, lang)]
+
+    def on_add_pill(self, session: dict | None, pick: int, device: Any, lang: str) -> list:
+        device = device_of(device)
+        pill = next((p for p in (session or {}).get("pills", []) if p["index"] == pick), None)
+        return self.with_meds(device, device["meds"] + ([pill["item_seq"]] if pill and pill["item_seq"] else []),
+                              session, lang)
+
+    def on_meds_edit(self, selected: list[str], device: Any, session: dict | None, lang: str) -> list:
+        device = device_of(device)
+        return self.with_meds(device, [m for m in device["meds"] if m in (selected or [])], session, lang)
+
+    def on_add_med(self, seq: str, device: Any, session: dict | None, lang: str) -> list:
+        device = device_of(device)
+        device, *view = self.with_meds(device, [*device["meds"], seq], session, lang)
+        return [device, "", gr.update(choices=[], value=None), *view]
+
+    def on_profile(self, age: float | None, pregnant: bool, device: Any, session: dict | None, lang: str) -> list:
+        device = {**device_of(device), "age": age, "pregnant": bool(pregnant)}
+        return [device, *self.view(session, device, lang)]
+
+    def on_lang(self, lang: str, device: Any, session: dict | None) -> list:
+        device = {**device_of(device), "lang": lang}
+        return [device, *self.texts.updates(lang), *self.view(session, device, lang)]
+
+    def on_load(self, device: Any) -> list:
+        device = device_of(device)
+        lang = device["lang"]
+        return [lang, device["large"], device["age"], device["pregnant"], device["save_corrections"],
+                *self.view(None, device, lang, t(lang, "photo_hint"))]
+
+    def on_pref(self, key: str) -> Callable[[Any, Any], dict]:
+        """A handler that stores one preference (text size, corrections opt-in) on the device."""
+        return lambda value, device: {**device_of(device), key: bool(value)}
+
+    # ------------------------------------------------------------------ handlers: files
+    def on_report(self, session: dict | None, device: Any, lang: str) -> list[str]:
+        ev = self.evaluate(session, device_of(device), lang)
+        stem = f"pillcheck-{(session or {}).get('name') or 'medications'}"
+        return [str(p) for p in export.write_reports(self.scratch.new_dir(), stem,
+                                                     [((session or {}).get("name", ""), ev.report(), None)], ev.data)]
+
+    def on_batch(self, zip_path: str | None, device: Any, lang: str, conf: float, iou: float,
+                 progress: gr.Progress = gr.Progress()) -> tuple[list[str] | None, str]:  # noqa: B008 (Gradio's idiom)
+        """Every photo in a zip -> one CSV row per pill and a JSON report per photo, with a progress bar."""
+        if not zip_path:
+            return None, render.status_html(t(lang, "batch_none"), "error")
+        device = device_of(device)
+        try:
+            profile = profile_of(device)
+        except ValueError:
+            return None, render.status_html(t(lang, "bad_age"), "error")
+        reports: list[tuple[str, dict | None, str | None]] = []
+        try:
+            with batch.PhotoZip(zip_path) as photos:
+                for i, entry in enumerate(photos):
+                    progress((i, len(photos)), desc=entry.name)
+                    if entry.error:
+                        reports.append((entry.name, None, entry.error))
+                        continue
+                    try:
+                        report = self.pipe.analyze(entry.data, device["meds"], profile, conf=float(conf), iou=float(iou))
+                        reports.append((entry.name, report.to_dict(), None))
+                    except images.InputError as exc:
+                        reports.append((entry.name, None, str(exc)))
+        except images.InputError as exc:
+            return None, render.status_html(t(lang, "bad_photo", msg=exc), "error")
+        except ModelError as exc:
+            log.error("batch: %s", exc)
+            return None, render.status_html(t(lang, "model_missing"), "error")
+        finally:
+            discard_upload(zip_path)
+        files = export.write_reports(self.scratch.new_dir(), "pillcheck-batch", reports, self.pipe.catalog.data)
+        bad = sum(1 for _, r, _ in reports if r is None)
+        return [str(p) for p in files], render.status_html(t(lang, "batch_done", n=len(reports), bad=bad))
+
+    def on_corrections(self, session: dict | None, lang: str) -> tuple[list[str] | None, str]:
+        corrections = (session or {}).get("corrections") or []
+        if not corrections:
+            return None, render.status_html(t(lang, "corr_none"), "error")
+        path = export.corrections_zip(self.scratch.new_dir(), corrections)
+        return [str(path)], render.status_html(t(lang, "corr_saved", n=len(corrections)))
+
+    # ------------------------------------------------------------------ the named HTTP API (gradio_client)
+    @_api_errors
+    def api_analyze(self, photo: FileData, my_meds: list[str] | None = None, age: float | None = None,
+                    pregnant: bool = False, conf: float = 0.35, iou: float = 0.5) -> dict:
+        """Photo -> pills (box, status, top candidates) and DUR warnings, with my medications (ITEM_SEQ codes)
+        and profile. A photo that cannot be used is answered with an error message saying why."""
+        meds = codes(my_meds)
+        profile = Profile(age=age, pregnant=bool(pregnant))
+        if not (0.01 <= conf <= 0.99 and 0.05 <= iou <= 0.95):
+            raise ValueError("conf must be within 0.01..0.99 and iou within 0.05..0.95")
+        data, _ = read_upload(photo)
+        report = self.pipe.analyze(data, meds, profile, conf=conf, iou=iou).to_dict()
+        return {**report, "notice": export.notice(report["data"]), "disclaimer": t("en", "disclaimer")}
+
+    @_api_errors
+    def api_check(self, items: list[str], age: float | None = None, pregnant: bool = False) -> dict:
+        """DUR warnings for products (ITEM_SEQ codes) and an optional profile, most severe first."""
+        result = check(self.pipe.catalog.dur, codes(items), Profile(age=age, pregnant=bool(pregnant))).to_dict()
+        return {**result, "notice": export.notice(result["data"])}
+
+    @_api_errors
+    def api_search(self, text: str, limit: int = 10) -> dict:
+        """Products by name, company or imprint (fuzzy)."""
+        return {"query": text, "results": self.search(text, max(1, min(int(limit), 50))),
+                "data": self.pipe.catalog.data, "notice": export.notice(self.pipe.catalog.data)}
+
+    # ------------------------------------------------------------------ layout and wiring
+    def blocks(self) -> gr.Blocks:
+        """The page, top to bottom as a phone shows it: what to worry about, the photo, then the details."""
+        ko, L = DEFAULT, self.texts.add
+        heading = lambda key: lambda lang: f"### {t(lang, key)}"  # noqa: E731
+        with gr.Blocks(title="pillcheck", analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
+            device = gr.BrowserState(DEVICE_DEFAULT, storage_key="pillcheck-device", secret=self.secret)
+            session = gr.State(None)
+            L(gr.HTML(header_html(ko), elem_id="pc-header"), value=header_html)
+            with gr.Row(elem_classes="pc-prefs"):
+                lang = gr.Radio([(name, code) for code, name in LANGS.items()], value=ko, show_label=False,
+                                container=False, min_width=0, elem_id="pc-lang")
+                large = L(gr.Checkbox(False, label=t(ko, "large"), container=False, min_width=0, elem_id="pc-large"),
+                          label="large")
+            banner = gr.HTML(elem_id="pc-banner")
+            status = gr.HTML(elem_id="pc-status")
+            warnings = gr.HTML(elem_id="pc-warnings")  # above the photo: what matters is read without scrolling
+            photo = L(gr.Image(sources=["upload", "webcam"], type="filepath", image_mode=None, label=t(ko, "photo"),
+                               placeholder=t(ko, "photo_placeholder"), webcam_options=WEBCAM, height=240,
+                               elem_id="pc-photo"), label="photo", placeholder="photo_placeholder")
+            result = L(gr.Image(label=t(ko, "result"), interactive=False, visible=False, format="jpeg",
+                                buttons=["fullscreen"], elem_id="pc-result"), label="result")
+            cards = gr.HTML(elem_id="pc-cards")
+            with gr.Column(visible=False, elem_id="pc-fix") as fix_box:
+                L(gr.Markdown(heading("fix_title")(ko)), value=heading("fix_title"))
+                pick = L(gr.Radio([], label=t(ko, "pick"), elem_id="pc-pick"), label="pick")
+                choice = L(gr.Radio([], label=t(ko, "choice"), elem_id="pc-choice"), label="choice")
+                fix_search = L(gr.Textbox(label=t(ko, "fix_search"), placeholder=t(ko, "search_placeholder"),
+                                          elem_id="pc-fix-search"), label="fix_search", placeholder="search_placeholder")
+                add_pill = L(gr.Button(t(ko, "add_pill_to_meds"), size="md", elem_id="pc-add-pill"), value="add_pill_to_meds")
+            with gr.Column(elem_id="pc-meds"):
+                L(gr.Markdown(heading("meds_title")(ko)), value=heading("meds_title"))
+                meds_box = L(gr.CheckboxGroup([], label=t(ko, "meds"), elem_id="pc-meds-list"), label="meds")
+                med_search = L(gr.Textbox(label=t(ko, "meds_search"), placeholder=t(ko, "search_placeholder"),
+                                          elem_id="pc-med-search"), label="meds_search", placeholder="search_placeholder")
+                med_results = L(gr.Radio([], label=t(ko, "meds_results"), elem_id="pc-med-results"), label="meds_results")
+            with gr.Column(elem_id="pc-profile"):
+                L(gr.Markdown(heading("profile_title")(ko)), value=heading("profile_title"))
+                with gr.Row():
+                    age = L(gr.Number(None, label=t(ko, "age"), minimum=0, maximum=130, precision=0, min_width=120,
+                                      elem_id="pc-age"), label="age")
+                    pregnant = L(gr.Checkbox(False, label=t(ko, "pregnant"), min_width=120, elem_id="pc-pregnant"),
+                                 label="pregnant")
+            with L(gr.Accordion(t(ko, "advanced_title"), open=False, elem_id="pc-advanced"), label="advanced_title"):
+                conf = L(gr.Slider(0.05, 0.95, value=0.35, step=0.05, label=t(ko, "conf_slider")), label="conf_slider")
+                iou = L(gr.Slider(0.1, 0.9, value=0.5, step=0.05, label=t(ko, "iou_slider")), label="iou_slider")
+                rerun = L(gr.Button(t(ko, "rerun")), value="rerun")
+            with L(gr.Accordion(t(ko, "report_title"), open=False, elem_id="pc-report"), label="report_title"):
+                report_btn = L(gr.Button(t(ko, "report_btn")), value="report_btn")
+                report_files = L(gr.File(label=t(ko, "report_files"), file_count="multiple", interactive=False),
+                                 label="report_files")
+            with L(gr.Accordion(t(ko, "batch_title"), open=False, elem_id="pc-batch"), label="batch_title"):
+                batch_zip = L(gr.File(label=t(ko, "batch_zip"), file_types=[".zip"], type="filepath"), label="batch_zip")
+                batch_btn = L(gr.Button(t(ko, "batch_btn")), value="batch_btn")
+                batch_status = gr.HTML()
+                batch_files = L(gr.File(label=t(ko, "batch_files"), file_count="multiple", interactive=False),
+                                label="batch_files")
+            with L(gr.Accordion(t(ko, "corr_title"), open=False, elem_id="pc-corrections"), label="corr_title"):
+                save_opt = L(gr.Checkbox(False, label=t(ko, "corr_optin"), elem_id="pc-save-opt"), label="corr_optin")
+                corr_btn = L(gr.Button(t(ko, "corr_btn")), value="corr_btn")
+                corr_status = gr.HTML()
+                corr_files = L(gr.File(label=t(ko, "corr_files"), file_count="multiple", interactive=False),
+                               label="corr_files")
+
+            view = [banner, status, warnings, result, cards, fix_box, pick, choice, meds_box]
+            private = {"api_visibility": "private"}
+            inference = {"concurrency_id": INFERENCE, "concurrency_limit": 1, **private}
+            # preprocess=False: the photo reaches images.load untouched, so a broken upload gets our message
+            photo.change(self.on_photo, [photo, device, lang, conf, iou], [session, *view], preprocess=False,
+                         show_progress_on=[status, warnings], **inference)
+            rerun.click(self.on_rerun, [session, device, lang, conf, iou], [session, *view], **inference)
+            pick.input(self.on_pick, [session, pick, lang], [choice], **private)
+            fix_search.change(self.on_fix_search, [fix_search, session, pick, lang], [choice], **private)
+            choice.input(self.on_choose, [session, pick, choice, device, lang], [session, *view], **private)
+            add_pill.click(self.on_add_pill, [session, pick, device, lang], [device, *view], **private)
+            meds_box.input(self.on_meds_edit, [meds_box, device, session, lang], [device, *view], **private)
+            med_search.change(self.search_choices, [med_search, lang], [med_results], **private)
+            med_results.input(self.on_add_med, [med_results, device, session, lang],
+                              [device, med_search, med_results, *view], **private)
+            for widget in (age, pregnant):
+                widget.input(self.on_profile, [age, pregnant, device, session, lang], [device, *view], **private)
+            lang.change(self.on_lang, [lang, device, session], [device, *self.texts.components, *view], **private)
+            large.change(None, [large], None, js=LARGE_JS)
+            large.input(self.on_pref("large"), [large, device], [device], **private)
+            save_opt.input(self.on_pref("save_corrections"), [save_opt, device], [device], **private)
+            report_btn.click(self.on_report, [session, device, lang], [report_files], **private)
+            batch_btn.click(self.on_batch, [batch_zip, device, lang, conf, iou], [batch_files, batch_status], **inference)
+            corr_btn.click(self.on_corrections, [session, lang], [corr_files, corr_status], **private)
+            demo.load(self.on_load, [device], [lang, large, age, pregnant, save_opt, *view], **private)
+
+            gr.api(self.api_analyze, api_name="analyze", concurrency_id=INFERENCE, concurrency_limit=1)
+            gr.api(self.api_check, api_name="check")
+            gr.api(self.api_search, api_name="search")
+        return demo
+
+
+# ---------------------------------------------------------------------- small pure helpers
+def device_of(value: Any) -> dict:
+    """The device state with defaults filled in (a fresh browser sends nothing; an old one may lack keys)."""
+    return {**DEVICE_DEFAULT, **(value if isinstance(value, dict) else {})}
+
+
+def codes(items: list[str] | str | None) -> list[str]:
+    """ITEM_SEQ codes from a list or a comma-separated string, de-duplicated, bounded."""
+    parts = items.split(",") if isinstance(items, str) else (items or [])
+    out = list(dict.fromkeys(str(x).strip() for x in parts if str(x).strip()))
+    if len(out) > MAX_MEDS or any(len(x) > 20 for x in out):
+        raise ValueError(f"at most {MAX_MEDS} item codes (ITEM_SEQ) of up to 20 characters")
+    return out
+
+
+def pill_tag(p: dict) -> str:
+    return f"#{p['index']} {'✓' if p['item_seq'] else '?'}"
+
+
+def hit_as_product(hit: dict) -> dict:
+    """A search hit in the shape of a candidate, so both are labelled the same way."""
+    imprint = " / ".join(x for x in (hit.get("print_front"), hit.get("print_back")) if x)
+    return {**hit, "imprint": imprint, "score": None}
+
+
+def choice_label(c: dict, lang: str) -> str:
+    parts = [c.get("name") or c["item_seq"], c.get("company") or "", c.get("imprint") or ""]
+    text = " · ".join(p for p in parts if p)
+    return f"{text} ({render.confidence_word(c['score'], lang)})" if c.get("score") is not None else text
+
+
+def header_html(lang: str) -> str:
+    return f"<h1 class='pc-title'>{t(lang, 'title')}</h1><p class='pc-subtitle'>{t(lang, 'subtitle')}</p>"
+
+
+def discard_upload(path: str | Path | None) -> None:
+    """Delete a file Gradio received for us, once used (never anything outside Gradio's upload folder)."""
+    if path and is_in_or_equal(str(path), get_upload_folder()):
+        Path(path).unlink(missing_ok=True)
+
+
+def launch(demo: gr.Blocks, *, host: str | None = None, port: int | None = None, share: bool = False,
+           auth: tuple[str, str] | None = None, quiet: bool = False, prevent_thread_lock: bool = False):
+    """Queue (one inference group) and serve: upload size limit, no analytics, no SSR, no MCP."""
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    return demo.launch(server_name=host, server_port=port, share=share, auth=auth, max_file_size=MAX_FILE_SIZE,
+                       css=CSS, footer_links=["api"], ssr_mode=False, pwa=False, mcp_server=False,
+                       enable_monitoring=False, show_error=False, quiet=quiet, prevent_thread_lock=prevent_thread_lock)

@@ -1,0 +1,180 @@
+"""What the person sees, as pure functions of the report: numbered boxes on the photo, cards, the warnings panel.
+
+No Gradio here, so every piece is testable on its own. All catalog text is HTML-escaped: product names and
+official reasons are data, never markup.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from pillcheck.safety.dur import SEVERITY_ORDER
+from pillcheck.ui.i18n import t, term
+
+# Box colours by status (RGB) — also used by the cards so a number reads the same on the photo and below it.
+STATUS_RGB = {"sure": (22, 130, 60), "confirmed": (29, 78, 216), "unsure": (194, 65, 12), "unknown": (75, 85, 99)}
+SEVERITY_ICON = {"critical": "⛔", "warning": "⚠️", "caution": "🔶", "info": "ℹ️"}
+DISPLAY_SIDE = 1280  # longest side of the annotated photo: sharp on a phone, light to send
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def downscale(rgb: np.ndarray, max_side: int = DISPLAY_SIDE) -> tuple[np.ndarray, float]:
+    """The photo at display size (kept in the session instead of the full photo) and the scale used."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale == 1.0:
+        return rgb, scale
+    return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA), scale
+
+
+def annotate(preview: np.ndarray, pills: list[dict], scale: float = 1.0) -> np.ndarray:
+    """The photo with one numbered box per pill, coloured by status; boxes are in original pixels × ``scale``."""
+    img = Image.fromarray(np.ascontiguousarray(preview))
+    draw = ImageDraw.Draw(img)
+    side = max(img.size)
+    line = max(2, side // 300)
+    font = ImageFont.load_default(size=max(14, side // 28))
+    for p in pills:
+        colour = STATUS_RGB.get(p["status"], STATUS_RGB["unknown"])
+        x1, y1, x2, y2 = (v * scale for v in p["box"])
+        draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
+        label = str(p["index"])
+        tx1, ty1, tx2, ty2 = draw.textbbox((0, 0), label, font=font)
+        pad = line * 2
+        bw, bh = tx2 - tx1 + 2 * pad, ty2 - ty1 + 2 * pad
+        bx = min(max(0.0, x1), img.width - bw)  # keep the number on the photo near the box's corner
+        by = y1 - bh if y1 - bh >= 0 else min(y1, img.height - bh)
+        draw.rounded_rectangle((bx, by, bx + bw, by + bh), radius=pad, fill=colour)
+        draw.text((bx + pad - tx1, by + pad - ty1), label, fill=(255, 255, 255), font=font)
+    return np.asarray(img)
+
+
+def confidence_word(score: float, lang: str) -> str:
+    """Probability in words: people read 'high' more reliably than '0.72', and it is never '100%'."""
+    key = "conf_very_high" if score >= 0.9 else "conf_high" if score >= 0.6 else "conf_medium" if score >= 0.3 else "conf_low"
+    return t(lang, key)
+
+
+def rx_otc(etc_otc: str | None, lang: str) -> str:
+    if not etc_otc:
+        return ""
+    if "전문" in etc_otc:
+        return t(lang, "rx")
+    if "일반" in etc_otc:
+        return t(lang, "otc")
+    return etc_otc
+
+
+def shown_product(pill: dict, info: dict[str, dict]) -> dict | None:
+    """The product a card names: the confirmed or identified one, else the best guess (marked unsure)."""
+    seq = pill.get("item_seq")
+    if seq:
+        cand = next((c for c in pill["candidates"] if c["item_seq"] == seq), None)
+        return {**(cand or {}), **info.get(seq, {}), "item_seq": seq}
+    if pill["candidates"] and pill["status"] == "unsure":
+        best = pill["candidates"][0]
+        return {**best, **info.get(best["item_seq"], {})}
+    return None
+
+
+def _date(text: str) -> str:
+    """20260101 -> 2026-01-01 (the notices' own format is hard to read)."""
+    return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 and text.isdigit() else text
+
+
+def _row(label: str, value: str) -> str:
+    return f"<div class='pc-row'><span>{escape(label)}</span><b>{escape(value)}</b></div>" if value else ""
+
+
+def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
+    """One card per pill: number, name, company, imprint read, shape/colour, confidence in words, Rx/OTC."""
+    if not pills:
+        return ""
+    cards = []
+    for p in pills:
+        status = p["status"]
+        colour = _hex(STATUS_RGB.get(status, STATUS_RGB["unknown"]))
+        prod = shown_product(p, info)
+        name = prod["name"] if prod else t(lang, "unknown_product")
+        if status == "unsure":
+            name += " ?"
+        score = prod.get("score") if prod else None
+        conf = t(lang, "status_confirmed") if status == "confirmed" else (
+            confidence_word(score, lang) if score is not None else "")
+        rows = [
+            _row(t(lang, "company"), (prod or {}).get("company") or ""),
+            _row(t(lang, "imprint_read"), p.get("imprint_read") or "—"),
+            _row(t(lang, "imprint"), (prod or {}).get("imprint") or ""),
+            _row(t(lang, "shape_colour"), " · ".join(x for x in (term(lang, (prod or {}).get("shape")),
+                                                               term(lang, (prod or {}).get("colour"))) if x)),
+            _row(t(lang, "confidence"), conf),
+            _row(t(lang, "kind"), rx_otc((prod or {}).get("etc_otc"), lang)),
+            _row(t(lang, "code"), (prod or {}).get("item_seq") or ""),
+        ]
+        choices = ""
+        if status in ("unsure", "unknown") and p["candidates"]:
+            items = "".join(f"<li>{escape(c['name'])} <small>· {escape(c.get('company') or '')} · "
+                            f"{confidence_word(c['score'], lang)}</small></li>" for c in p["candidates"][:3])
+            choices = f"<div class='pc-choices'><span>{escape(t(lang, 'top_choices'))}</span><ol>{items}</ol></div>"
+        cards.append(
+            f"<article class='pc-card pc-{status}' style='border-color:{colour}'>"
+            f"<header><span class='pc-num' style='background:{colour}'>{p['index']}</span>"
+            f"<span class='pc-name'>{escape(name)}</span>"
+            f"<span class='pc-badge' style='color:{colour}'>{escape(t(lang, 'status_' + status))}</span></header>"
+            f"{''.join(rows)}{choices}</article>")
+    return f"<div class='pc-cards'>{''.join(cards)}</div>"
+
+
+def warnings_html(check: dict | None, labels: dict[str, str], not_identified: list[int], lang: str) -> str:
+    """The panel people read first: most severe first, colour + icon + plain words, the products by number and
+    name, the official reason; then what could not be checked, because no warning is not a guarantee."""
+    parts = []
+    warnings = sorted((check or {}).get("warnings", []), key=lambda w: SEVERITY_ORDER.get(w["severity"], 9))
+    for w in warnings:
+        sev = w["severity"]
+        who = " + ".join(escape(labels.get(s, n)) for s, n in zip(w["items"], w.get("item_names") or w["items"]))
+        when = f" ({escape(t(lang, 'notice'))} {escape(_date(w['notice_date']))})" if w.get("notice_date") else ""
+        parts.append(
+            f"<div class='pc-warn pc-{sev}' role='alert'><span class='pc-icon' aria-hidden='true'>"
+            f"{SEVERITY_ICON.get(sev, '')}</span><div><div class='pc-warn-head'>{escape(t(lang, 'sev_' + sev))} · "
+            f"{escape(w['type_name'])} — {escape(t(lang, 'kind_' + w['kind']))}</div>"
+            f"<div class='pc-warn-who'>{who}</div>"
+            f"<div class='pc-warn-why'>{escape(t(lang, 'reason'))}: {escape(w['reason'] or '')}{when}</div></div></div>")
+    checked_any = bool(check and labels)  # labels name every product that went into the check
+    if not warnings:
+        key = "no_warnings" if checked_any else "nothing_checked"
+        parts.append(f"<div class='pc-warn pc-ok'><span class='pc-icon' aria-hidden='true'>{'✅' if checked_any else '📷'}"
+                     f"</span><div>{escape(t(lang, key))}</div></div>")
+    gaps = []
+    if not_identified:
+        gaps.append(t(lang, "not_identified", nums=", ".join(f"#{i}" for i in not_identified)))
+    if check and check.get("unchecked"):
+        gaps.append(t(lang, "no_ingredient", names=", ".join(labels.get(s, s) for s in check["unchecked"])))
+    if check and check.get("unknown"):
+        gaps.append(t(lang, "unknown_codes", codes=", ".join(check["unknown"])))
+    if check and check.get("checks_skipped") and checked_any:
+        gaps.append(t(lang, "skipped"))
+    if checked_any:
+        gaps.append(t(lang, "not_guarantee"))
+    lines = "".join(f"<li>{escape(g)}</li>" for g in gaps)
+    return (f"<section class='pc-warnings' aria-label='{escape(t(lang, 'warnings_title'))}'>"
+            f"<h2>{escape(t(lang, 'warnings_title'))}</h2>{''.join(parts)}"
+            + (f"<ul class='pc-unchecked'>{lines}</ul>" if lines else "") + "</section>")
+
+
+def banner_html(data: str, lang: str) -> str:
+    """The demo banner (whenever the demo catalog is loaded) and the short medical disclaimer."""
+    demo = (f"<div class='pc-demo' role='status'>🧪 {escape(t(lang, 'demo_banner'))}</div>" if data == "demo" else "")
+    return f"{demo}<div class='pc-disclaimer'>{escape(t(lang, 'disclaimer'))}</div>"
+
+
+def status_html(message: str, kind: str = "info") -> str:
+    """A one-line message under the photo: progress, counts, or a friendly error (never a traceback)."""
+    return f"<div class='pc-status pc-status-{kind}' role='status'>{escape(message)}</div>" if message else ""

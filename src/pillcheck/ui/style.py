@@ -1,0 +1,54 @@
+"""The page's CSS: one narrow column for phones (390 px wide, no sideways scrolling), warnings in colour with
+words and icons (never colour alone), and a large-text mode that scales Gradio's own size variables.
+
+Gradio defines its theme variables on :root (and again on .dark), and derived sizes resolve there, so the
+large-text mode overrides them on the same elements rather than further down the page."""
+
+_LARGE = {"xxs": 13, "xs": 15, "sm": 17, "md": 20, "lg": 22, "xl": 28, "xxl": 32}
+
+CSS = """
+.gradio-container { max-width: 720px !important; margin: 0 auto !important;
+                    padding-left: 8px !important; padding-right: 8px !important; }
+.gradio-container, .gradio-container * { overflow-wrap: anywhere; }
+.pc-title { font-size: var(--text-xl); line-height: 1.2; margin: 2px 0 0; }
+.pc-subtitle { margin: 2px 0 0; color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+.pc-prefs { align-items: center; gap: 8px 12px; flex-wrap: wrap !important; }
+.pc-prefs > * { min-width: 0 !important; }
+#pc-lang { flex: 0 0 auto !important; }
+#pc-lang .wrap { flex-wrap: nowrap; gap: 6px; }
+#pc-lang label, #pc-large label { white-space: nowrap; overflow-wrap: normal; }
+#pc-large { flex: 0 1 auto !important; }
+#pc-status:not(:has(.pc-status)) { display: none; }  /* no empty gap above the warnings */
+.pc-demo { background: #fef3c7; color: #78350f; border: 2px solid #d97706; border-radius: 8px;
+           padding: 8px 12px; font-weight: 700; font-size: var(--text-md); margin-bottom: 6px; }
+.pc-disclaimer { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+.pc-status { padding: 6px 10px; border-radius: 8px; font-size: var(--text-md);
+             background: var(--background-fill-secondary); }
+.pc-status-error { background: #fee2e2; color: #7f1d1d; border: 1px solid #b91c1c; }
+.pc-warnings h2 { font-size: var(--text-lg); margin: 4px 0 6px; }
+.pc-warn { display: flex; gap: 10px; align-items: flex-start; padding: 10px 12px; margin: 6px 0;
+           border-radius: 10px; border-left: 8px solid; font-size: var(--text-md); }
+.pc-warn .pc-icon { font-size: 1.6em; line-height: 1; }
+.pc-warn-head { font-weight: 800; font-size: 1.05em; }
+.pc-warn-who { font-weight: 600; margin-top: 2px; }
+.pc-warn-why { margin-top: 2px; font-size: 0.92em; }
+.pc-critical { background: #fee2e2; color: #7f1d1d; border-color: #b91c1c; }
+.pc-warning { background: #ffedd5; color: #7c2d12; border-color: #c2410c; }
+.pc-caution { background: #fef9c3; color: #713f12; border-color: #a16207; }
+.pc-info, .pc-ok { background: #dcfce7; color: #14532d; border-color: #15803d; }
+.pc-unchecked { margin: 6px 0 0; padding-left: 1.2em; font-size: var(--text-sm); }
+.pc-cards { display: grid; gap: 8px; font-size: var(--text-md); }
+.pc-card { border: 2px solid; border-radius: 12px; padding: 8px 12px; background: var(--block-background-fill); }
+.pc-card header { display: flex; align-items: center; gap: 8px; flex-wrap: wrap; margin-bottom: 4px; }
+.pc-num { color: #fff; border-radius: 999px; min-width: 1.9em; padding: 0 6px; text-align: center; font-weight: 800; }
+.pc-name { font-weight: 700; flex: 1 1 12em; }
+.pc-badge { font-weight: 700; font-size: 0.9em; }
+.pc-row { display: flex; justify-content: space-between; gap: 12px; border-top: 1px solid var(--border-color-primary);
+          padding: 2px 0; }
+.pc-row span { color: var(--body-text-color-subdued); flex: 0 0 auto; }
+.pc-row b { text-align: right; font-weight: 600; }
+.pc-choices { margin-top: 4px; font-size: 0.95em; }
+.pc-choices ol { margin: 2px 0 0; padding-left: 1.4em; }
+#pc-photo, #pc-result { min-width: 0 !important; }
+""" + "html:root.pc-large, html.pc-large .dark {" + "".join(
+    f" --text-{k}: {v}px;" for k, v in _LARGE.items()) + " }\n"

@@ -1,0 +1,154 @@
+"""Imprint reader: rectified bands through the PP-OCR recognizer, and CTC scores of closed-vocabulary strings."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import random
+from collections import defaultdict
+
+import cv2
+import numpy as np
+import pytest
+
+from pillcheck import config
+from pillcheck.catalog.normalize import normalize_imprint
+from pillcheck.inference.imprint import ALPHABET, ImprintReader, ctc_score, ctc_scores, two_line_scores
+from pillcheck.inference.session import ModelError
+
+from .conftest import SHARED, needs_shared
+
+MODEL = config.MODELS_DIR / "imprint_rec.onnx"
+needs_model = pytest.mark.skipif(not MODEL.is_file(), reason=f"imprint model not found at {MODEL}")
+PHOTOS = SHARED / "photos" / "catalog_reference" / "set_a"
+
+
+@pytest.fixture(scope="module")
+def reader() -> ImprintReader:
+    if not MODEL.is_file():
+        pytest.skip(f"imprint model not found at {MODEL}")
+    return ImprintReader(MODEL, threads=1)
+
+
+def pill(text: str, angle: float = 0.0, axes: tuple[int, int] = (130, 70)) -> np.ndarray:
+    """A light oblong tablet with dark text on a grey table, rotated by angle (degrees), RGB."""
+    img = np.full((220, 340, 3), 120, np.uint8)
+    cv2.ellipse(img, (170, 110), axes, 0, 0, 360, (235, 230, 220), -1)
+    if text:
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.6, 4)
+        cv2.putText(img, text, (170 - tw // 2, 110 + th // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (90, 85, 80), 4,
+                    cv2.LINE_AA)
+    if angle:
+        img = cv2.warpAffine(img, cv2.getRotationMatrix2D((170, 110), angle, 1.0), (340, 220),
+                             borderMode=cv2.BORDER_REPLICATE)
+    return img
+
+
+def distractors(n: int = 300, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    near = ["AB13", "A812", "AB1", "B12", "AB12A", "4B12", "ABI2", "AD12", "BA12"]
+    return near + ["".join(rng.choices(ALPHABET, k=rng.randint(1, 6))) for _ in range(n - len(near))]
+
+
+@needs_model
+@pytest.mark.parametrize("angle", [0, 180, 30, -120])
+def test_rendered_imprint_reads_at_any_rotation(reader, angle):
+    read = reader.read(pill("AB12", angle))
+    scores = reader.score_many(read, ["AB12", *distractors()])
+    assert read.texts and read.texts[0][0] == "AB12"
+    assert int(np.argmax(scores)) == 0
+
+
+@needs_model
+def test_round_pill_and_rgba_crop(reader):
+    crop = pill("K5", angle=90, axes=(80, 80))
+    rgba = np.dstack([crop, np.full(crop.shape[:2], 255, np.uint8)])
+    read = reader.read(rgba)
+    assert reader.score(read, "K5") == max(reader.score_many(read, ["K5", "KS", "5K", "K", "X5", "K55"]))
+
+
+@needs_model
+def test_blank_crops_give_no_confident_read(reader):
+    for crop in (pill(""), np.full((90, 90, 3), 200, np.uint8), np.zeros((8, 300, 3), np.uint8)):
+        read = reader.read(crop)
+        assert all(conf < 0.5 for _, conf in read.texts), read.texts
+    tiny = reader.read(np.zeros((2, 2, 3), np.uint8))
+    assert tiny.texts == [] and reader.score(tiny, "AB12") == -np.inf
+
+
+@needs_model
+def test_catalog_strings_are_normalised_and_hangul_cannot_match(reader):
+    read = reader.read(pill("AB12"))
+    assert reader.score(read, "마크AB-12") == pytest.approx(reader.score(read, "AB12"))
+    assert reader.score(read, "에이12") == -np.inf
+
+
+def _brute_force(lp: np.ndarray) -> dict[str, float]:
+    """p(text) by summing every path of a tiny (T, C) matrix through the CTC collapse."""
+    totals: dict[str, float] = defaultdict(float)
+    for path in itertools.product(range(lp.shape[1]), repeat=lp.shape[0]):
+        labels = [c for i, c in enumerate(path) if c != 0 and (i == 0 or c != path[i - 1])]
+        totals["".join(ALPHABET[c - 1] for c in labels)] += float(np.exp(lp[np.arange(len(path)), path].sum()))
+    return totals
+
+
+def _tiny(seed: int, t: int = 5, c: int = 4) -> np.ndarray:
+    """Log-probs over blank + '0','1','2'; the rest of ALPHABET impossible."""
+    lp = np.full((t, 1 + len(ALPHABET)), -np.inf)
+    lp[:, :c] = np.log(np.random.default_rng(seed).dirichlet(np.ones(c), size=t))
+    return lp
+
+
+def test_ctc_score_matches_brute_force():
+    lp = _tiny(0)
+    truth = _brute_force(lp[:, :4])
+    assert sum(truth.values()) == pytest.approx(1.0)
+    texts = ["", "0", "00", "01", "010", "0120", "11", "212"]
+    for text, got in zip(texts, ctc_scores(lp, texts)):
+        assert got == pytest.approx(np.log(truth[text]), abs=1e-9), text
+    assert ctc_score(lp, "0120") == pytest.approx(np.log(truth["0120"]))
+    assert ctc_score(lp, "00000") == -np.inf  # needs 9 frames
+    assert ctc_score(lp, "A") == -np.inf  # impossible character
+    assert ctc_score(lp, "0가") == -np.inf  # outside the alphabet
+
+
+def test_two_line_score_is_the_best_split():
+    upper, lower = _tiny(1), _tiny(2)
+    for text in ["012", "1", "2102"]:
+        splits = [ctc_score(upper, text[:j]) + ctc_score(lower, text[j:]) for j in range(len(text) + 1)]
+        assert two_line_scores(upper[None], lower[None], [text])[0, 0] == pytest.approx(max(splits))
+
+
+def test_missing_or_corrupt_model_raises_model_error(tmp_path):
+    with pytest.raises(ModelError):
+        ImprintReader(tmp_path / "absent.onnx")
+    bad = tmp_path / "imprint_rec.onnx"
+    bad.write_bytes(b"not an onnx model")
+    with pytest.raises(ModelError):
+        ImprintReader(bad)
+
+
+@needs_shared
+@needs_model
+def test_official_photos_rank_their_imprint_first(reader):
+    """Five faces with clear imprints from the official reference photos: each imprint outscores every other
+    imprint of the photo set (about 2,500 strings)."""
+    from pillcheck.training.cutouts import extract
+
+    if not PHOTOS.is_dir():
+        pytest.skip(f"reference photos not found at {PHOTOS}")
+    with open(PHOTOS / "labels.csv", encoding="utf-8") as f:
+        rows = {r["item_seq"]: r for r in csv.DictReader(f)}
+    vocab = sorted({normalize_imprint(r[k], fold=False) for r in rows.values() for k in ("print_front", "print_back")}
+                   - {""})
+    cases = {"201005027": "front", "201107543": "front", "201000866": "front", "201002803": "back",
+             "201107232": "front"}
+    hits = 0
+    for item, side in cases.items():
+        face = next(c for c in extract(PHOTOS / rows[item]["file"]) if c.side == side)
+        alpha = face.rgba[..., 3:] / 255
+        rgb = (face.rgba[..., :3] * alpha + 150 * (1 - alpha)).astype(np.uint8)
+        rgb = cv2.copyMakeBorder(rgb, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=(150, 150, 150))
+        scores = reader.score_many(reader.read(rgb), vocab)
+        hits += vocab[int(np.argmax(scores))] == normalize_imprint(rows[item][f"print_{side}"], fold=False)
+    assert hits >= 4

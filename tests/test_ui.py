@@ -1,0 +1,340 @@
+"""The web app: pure rendering, the handlers on a stand-in detector, and the real server driven by gradio_client.
+
+The server tests start the real app in this process on a free loopback port and close it afterwards; the
+photo test needs models/detector.onnx and the shared photos, and skips without them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # gradio_client must not look up the Hugging Face hub
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from pillcheck import config, images  # noqa: E402
+from pillcheck.catalog.identify import Candidate, Identification  # noqa: E402
+from pillcheck.pipeline import Pill, Pipeline, Report  # noqa: E402
+from pillcheck.safety.dur import check  # noqa: E402
+from pillcheck.ui import batch, export, render  # noqa: E402
+from pillcheck.ui.app import PillcheckApp, device_of, launch  # noqa: E402
+from pillcheck.ui.i18n import STRINGS  # noqa: E402
+from tests.conftest import SHARED, needs_shared  # noqa: E402
+
+# Gradio's queue statistics use a pandas option that pandas 3 deprecates; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
+PHOTOS = SHARED / "photos" / "pushin-pill" / "images"
+DETECTOR = config.MODELS_DIR / "detector.onnx"
+needs_detector = pytest.mark.skipif(not DETECTOR.is_file(), reason=f"{DETECTOR} not trained yet")
+SECRET = "pillcheck-test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(db: Path, pipeline: Pipeline | None = None) -> Iterator[str]:
+    """The real app on a free loopback port for the duration of a block; closed (and its cache removed) after."""
+    app = PillcheckApp(pipeline or Pipeline(db=db), secret=SECRET)
+    demo = app.blocks()
+    _, url, _ = launch(demo, host="127.0.0.1", port=free_port(), quiet=True, prevent_thread_lock=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+def jpeg(size: tuple[int, int] = (320, 240)) -> bytes:
+    """A noisy photo (noise, so that cutting the file short really loses image data)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------- a stand-in detector for the handlers
+class TwoPills(Pipeline):
+    """Decodes like the real pipeline, then 'finds' two demo pills: #1 sure (데모코나졸), #2 unsure (데모스타틴
+    as the second choice), so the handlers can be driven deterministically without a model."""
+
+    def analyze(self, photo, my_meds=None, profile=None, *, conf=0.35, iou=0.5, confirmed=None) -> Report:
+        rgb = photo if isinstance(photo, np.ndarray) else images.load(photo)
+        h, w = rgb.shape[:2]
+
+        def cand(seq: str, score: float) -> Candidate:
+            return Candidate(seq, f"name {seq}", "company", score, "DS20", "원형", "분홍")
+
+        pills = [Pill(1, [0.1 * w, 0.1 * h, 0.4 * w, 0.5 * h], 0.9,
+                      Identification([cand("999900001", 0.95)], "sure", "DK100")),
+                 Pill(2, [0.5 * w, 0.5 * h, 0.9 * w, 0.9 * h], 0.8,
+                      Identification([cand("999900003", 0.5), cand("999900002", 0.4)], "unsure", "D520"))]
+        items = [p.item_seq for p in pills if p.item_seq] + list(my_meds or [])
+        return Report(w, h, pills, check(self.catalog.dur, items, profile), list(my_meds or []), self.catalog.data)
+
+
+@pytest.fixture()
+def two_pills(demo_db) -> PillcheckApp:
+    return PillcheckApp(TwoPills(db=demo_db), secret=SECRET)
+
+
+def upload(tmp_path: Path, data: bytes, name: str = "photo.jpg") -> dict:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return {"path": str(path), "orig_name": name}
+
+
+# VIEW order in PillcheckApp.view: banner, status, warnings, result, cards, fix_box, pick, choice, meds_box
+BANNER, STATUS, WARNINGS, RESULT, CARDS, FIX, PICK, CHOICE, MEDS = range(9)
+
+
+def test_photo_then_correction_rechecks_at_once(two_pills, tmp_path):
+    session, *view = two_pills.on_photo(upload(tmp_path, jpeg()), None, "ko", 0.35, 0.5)
+    assert "데모 데이터" in view[BANNER] and "2개" in view[STATUS]
+    assert "알약 #2" in view[WARNINGS] and "병용금기" not in view[WARNINGS]  # #2 unsure: not checked, and said so
+    assert view[RESULT]["visible"] and view[RESULT]["value"].shape == (240, 320, 3)
+    assert view[CARDS].count("pc-card ") == 2 and "확실하지 않음" in view[CARDS]
+    assert view[PICK]["value"] == 2  # the first pill that needs the person
+    assert [v for _, v in view[CHOICE]["choices"]] == ["999900003", "999900002"]
+    session, *view = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "en")
+    assert "Danger · 병용금기" in view[WARNINGS] and "#1 [데모]데모코나졸" in view[WARNINGS]
+    assert "Chosen by you" in view[CARDS] and "1 corrections collected" in view[STATUS]
+    report = two_pills.evaluate(session, device_of({}), "en").report()
+    assert report["not_identified"] == [] and report["warnings"][0]["severity"] == "critical"
+    session, *view = two_pills.on_rerun(session, None, "ko", 0.5, 0.45)  # the advanced sliders: detect again
+    assert [p["status"] for p in session["pills"]] == ["sure", "unsure"] and session["corrections"] == []
+
+
+def test_my_medications_and_profile_join_every_check(two_pills, tmp_path):
+    device, search_text, results, *view = two_pills.on_add_med("999900002", None, None, "ko")
+    assert search_text == "" and results["choices"] == []
+    assert device["meds"] == ["999900002"] and view[MEDS]["value"] == ["999900002"]
+    session, *view = two_pills.on_photo(upload(tmp_path, jpeg()), device, "ko", 0.35, 0.5)
+    assert "위험 · 병용금기" in view[WARNINGS] and "내 약: [데모]데모스타틴" in view[WARNINGS]
+    device, *view = two_pills.on_profile(8, False, device, session, "ko")
+    assert device["age"] == 8 and "0~130" not in view[STATUS]
+    device, *view = two_pills.on_profile(200, False, device, session, "ko")
+    assert "0~130" in view[STATUS]
+    device, *view = two_pills.on_meds_edit([], device, session, "ko")
+    assert device["meds"] == [] and "위험" not in view[WARNINGS]
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"", "empty"),
+    (b"%PDF-1.4 not a photo", "not a photo"),
+    (jpeg()[: len(jpeg()) // 2], "damaged"),
+])
+def test_bad_photo_is_one_friendly_line(two_pills, tmp_path, data, words):
+    session, *view = two_pills.on_photo(upload(tmp_path, data), None, "en", 0.35, 0.5)
+    assert session is None and words in view[STATUS] and "Traceback" not in view[STATUS]
+    assert not view[RESULT]["visible"]
+
+
+def test_missing_detector_is_a_friendly_line(demo_db, tmp_path):
+    app = PillcheckApp(Pipeline(db=demo_db, models_dir=tmp_path / "no-models"), secret=SECRET)
+    session, *view = app.on_photo(upload(tmp_path, jpeg()), None, "ko", 0.35, 0.5)
+    assert session is None and "모델이 아직 준비되지" in view[STATUS] and "no-models" not in view[STATUS]
+
+
+def test_report_and_corrections_files(two_pills, tmp_path):
+    session, *_ = two_pills.on_photo(upload(tmp_path, jpeg((640, 480))), {"meds": ["999900008"]}, "ko", 0.35, 0.5)
+    session, *_ = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "ko")
+    csv_path, json_path = map(Path, two_pills.on_report(session, {"meds": ["999900008"]}, "ko"))
+    rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
+    assert [r["pill"] for r in rows] == ["1", "2"] and rows[1]["status"] == "confirmed"
+    assert "critical 병용금기" in rows[0]["warnings"] and rows[0]["data"] == "demo"
+    payload = json.loads(json_path.read_text(encoding="utf-8"))
+    assert payload["notice"].startswith("Demo data") and payload["reports"][0]["unchecked"] == ["999900008"]
+    (zip_path,), _ = two_pills.on_corrections(session, "ko")
+    with zipfile.ZipFile(zip_path) as zf:
+        labels = list(csv.DictReader(io.StringIO(zf.read("pillcheck-corrections/labels.csv").decode())))
+        assert list(labels[0]) == export.LABEL_FIELDS and labels[0]["item_seq"] == "999900002"
+        crop = Image.open(io.BytesIO(zf.read("pillcheck-corrections/" + labels[0]["image"])))
+        x1, y1, x2, y2 = (float(labels[0][k]) for k in ("x1", "y1", "x2", "y2"))
+        assert 0 <= x1 < x2 <= crop.width and 0 <= y1 < y2 <= crop.height and labels[0]["subset"] == "user"
+
+
+def test_batch_zip_is_validated(two_pills, tmp_path):
+    path = tmp_path / "photos.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.jpg", jpeg())
+        zf.writestr("../../evil.jpg", jpeg())
+        zf.writestr("notes.txt", "hello")
+        zf.writestr("bomb.png", b"\0" * (8 * 2**20))  # 8 MB of zeros: ratio ~1000
+        zf.writestr("broken.jpg", b"not a jpeg")
+    names = {e.name: e.error for e in batch.PhotoZip(path)}
+    assert names["a.jpg"] is None and "unsafe" in names["../../evil.jpg"] and "not a photo" in names["notes.txt"]
+    assert "zip bomb" in names["bomb.png"]
+    files, status = two_pills.on_batch(str(path), {}, "en", 0.35, 0.5, progress=lambda *a, **k: None)
+    rows = list(csv.DictReader(Path(files[0]).read_text(encoding="utf-8-sig").splitlines()))
+    assert {r["image"] for r in rows} == set(names) and "Checked 5 photos (4 problems)" in status
+    assert "not a photo pillcheck can read" in next(r["error"] for r in rows if r["image"] == "broken.jpg")
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as zf:
+        for i in range(batch.MAX_ENTRIES + 1):
+            zf.writestr(f"{i}.jpg", b"x")
+    with pytest.raises(images.InputError, match="limit"):
+        batch.PhotoZip(many)
+    with pytest.raises(images.InputError, match="not a zip"):
+        batch.PhotoZip(upload(tmp_path, jpeg(), "fake.zip")["path"])
+
+
+def test_render_pieces():
+    rgb = np.full((200, 300, 3), 255, np.uint8)
+    pills = [{"index": 7, "box": [20, 40, 120, 140], "status": "unsure", "candidates": [], "item_seq": None}]
+    out = render.annotate(rgb, pills)
+    assert tuple(out[90, 20]) == render.STATUS_RGB["unsure"]  # the box's left edge, in the status colour
+    html = render.cards_html([{**pills[0], "candidates": [{"item_seq": "1", "name": "<b>x</b>", "score": 0.5,
+                                                           "company": "c"}], "imprint_read": ""}], {}, "en")
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "Not sure" in html and ">7<" in html
+    check_ = {"warnings": [{"severity": "caution", "kind": "SPLIT", "type_name": "분할주의", "items": ["a"],
+                            "item_names": ["A"], "reason": "r", "notice_date": None},
+                           {"severity": "critical", "kind": "CONTRAINDICATED", "type_name": "병용금기", "items": ["a", "b"],
+                            "item_names": ["A", "B"], "reason": "r2", "notice_date": "20260101"}],
+              "unchecked": ["b"], "unknown": [], "checks_skipped": ["AGE"]}
+    panel = render.warnings_html(check_, {"a": "#1 A", "b": "my medication: B"}, [2], "en")
+    assert panel.index("pc-critical") < panel.index("pc-caution") and "#1 A + my medication: B" in panel
+    assert "Pill #2: not identified" in panel and "no ingredient data" in panel and "not a guarantee" in panel
+    assert "Nothing to check yet" in render.warnings_html(None, {}, [], "en")
+    assert set(STRINGS["ko"]) == set(STRINGS["en"])
+
+
+def test_serve_command_arguments():
+    import argparse
+
+    from pillcheck.ui.serve import add_parser, parse_auth
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", "--port", "9000", "--share", "--auth", "ann:pa:ss"])
+    assert (args.port, args.share, args.auth, args.host) == (9000, True, ("ann", "pa:ss"), None)
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_auth("nopassword")
+
+
+def test_blocks_settings(demo_db):
+    """Rear camera, not mirrored; personal state in the browser; one inference group; private UI events."""
+    from pillcheck.ui.app import DELETE_CACHE, INFERENCE
+
+    demo = PillcheckApp(Pipeline(db=demo_db), secret=SECRET).blocks()
+    config_ = demo.get_config_file()
+    (photo,) = [c["props"] for c in config_["components"] if c["props"].get("elem_id") == "pc-photo"]
+    assert photo["webcam_options"]["mirror"] is False and set(photo["sources"]) == {"upload", "webcam"}
+    assert photo["webcam_options"]["constraints"]["video"]["facingMode"] == {"ideal": "environment"}
+    (state,) = [c["props"] for c in config_["components"] if c["type"] == "browserstate"]
+    assert state["storage_key"] == "pillcheck-device" and state["default_value"]["meds"] == []
+    fns = {f.api_name: f for f in demo.fns.values()}
+    assert {n for n, f in fns.items() if f.concurrency_id == INFERENCE} == {"on_photo", "on_rerun", "on_batch", "analyze"}
+    assert all(fns[n].concurrency_limit == 1 for n in ("on_photo", "analyze"))
+    assert {n for n, f in fns.items() if f.api_visibility == "public"} == {"analyze", "check", "search"}
+    assert demo.delete_cache == DELETE_CACHE
+
+
+# ---------------------------------------------------------------------- the real server, through gradio_client
+@pytest.fixture(scope="module")
+def client(demo_db):
+    from gradio_client import Client
+
+    with serve_app(demo_db) as url:
+        yield Client(url, verbose=False)
+
+
+def test_api_endpoints_are_named(client):
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
+        "/analyze", "/check", "/search"}
+    with urllib.request.urlopen(f"{client.src.rstrip('/')}/config", timeout=10) as r:
+        served = json.load(r)
+    assert served["max_file_size"] == 100 * 2**20 and served["analytics_enabled"] is False
+
+
+def test_api_check_and_search(client):
+    result = client.predict(items=["999900001", "999900002"], api_name="/check")
+    (w,) = result["warnings"]
+    assert (w["kind"], w["severity"], w["type_name"]) == ("CONTRAINDICATED", "critical", "병용금기")
+    assert result["data"] == "demo" and result["notice"].startswith("Demo data")
+    hits = client.predict(text="DS20", limit=3, api_name="/search")["results"]
+    assert hits[0]["item_seq"] == "999900002"
+
+
+def test_api_bad_uploads_are_friendly(client, tmp_path):
+    from gradio.utils import get_upload_folder
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    huge = tmp_path / "huge.png"
+    Image.new("1", (10_000, 8_000)).save(huge)  # 80 MP, a few KB on disk
+    cases = {"empty.jpg": b"", "notes.jpg": b"hello, not a photo", "cut.jpg": jpeg((800, 600))[:20_000],
+             "huge.png": huge.read_bytes()}
+    expected = {"empty.jpg": "empty", "notes.jpg": "not a photo", "cut.jpg": "damaged", "huge.png": "MP"}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(AppError) as err:
+            client.predict(photo=handle_file(str(tmp_path / name)), api_name="/analyze")
+        assert expected[name] in str(err.value) and "Traceback" not in str(err.value), name
+        assert not list(Path(get_upload_folder()).rglob(name)), f"{name}: the upload must be deleted once read"
+    with pytest.raises(AppError, match="age"):
+        client.predict(items=["999900001"], age=200, api_name="/check")
+    assert client.predict(text="데모", limit=1, api_name="/search")["results"]  # still serving
+
+
+@needs_shared
+@needs_detector
+def test_api_analyze_a_photo(client):
+    from gradio_client import handle_file
+
+    photo = sorted(PHOTOS.glob("*.jpg"))[0]
+    report = client.predict(photo=handle_file(str(photo)), my_meds=["999900001", "999900002"], api_name="/analyze")
+    assert report["pills"], "the detector found no pill on a real photo"
+    pill = report["pills"][0]
+    assert {"index", "box", "confidence", "status", "candidates", "item_seq"} <= set(pill)
+    assert pill["status"] in ("sure", "unsure", "unknown") and len(pill["box"]) == 4
+    assert report["warnings"][0]["severity"] == "critical" and report["data"] == "demo"
+
+
+def test_app_py_serves_with_login_and_share_falls_back(demo_db):
+    """`python app.py` as deployed: prints the local URL, says when the share link cannot be made, serves
+    behind the login given by --auth."""
+    from gradio_client import Client
+
+    port = free_port()
+    env = {**os.environ, "PILLCHECK_BROWSER_SECRET": SECRET, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(config.REPO_ROOT / "app.py"), "--db", str(demo_db), "--port", str(port),
+                             "--host", "127.0.0.1", "--share", "--auth", "ann:pa:ss"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(x.startswith("pillcheck: public link") or "locally only" in x
+                                                      for x in lines):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        text = "".join(lines)
+        assert f"http://127.0.0.1:{port}" in text and "DEMO DATA" in text, text
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{url}config", timeout=10)  # no login, no app
+        result = Client(url, auth=("ann", "pa:ss"), verbose=False).predict(items=["999900001", "999900002"],
+                                                                          api_name="/check")
+        assert result["warnings"][0]["severity"] == "critical"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

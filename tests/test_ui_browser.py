@@ -1,0 +1,135 @@
+"""The app in a real headless Chromium at a phone's size (390x844): what a person taps and reads.
+
+Uses Debian's /usr/bin/chromium through pip playwright (no browser download) and skips when either is
+missing. The photo test needs models/detector.onnx; the correction test runs on a stand-in detector.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pillcheck import config
+from tests.conftest import needs_shared
+from tests.test_ui import PHOTOS, TwoPills, jpeg, needs_detector, serve_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+PHONE = {"width": 390, "height": 844}
+SCREENSHOT = config.REPO_ROOT / "docs" / "screenshot.png"
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*"),
+              pytest.mark.skipif(not CHROMIUM.is_file(), reason="apt-get install -y chromium")]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, timeout=60_000)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def phone(browser):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def wait_text(page, selector: str, text: str, timeout: float = 30_000) -> None:
+    """Wait until the element's visible text contains ``text`` (Gradio renders hidden copies: use innerText)."""
+    page.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)", arg=[selector, text],
+                           timeout=timeout)
+
+
+def no_sideways_scroll(page) -> bool:
+    """Nothing wider than the phone, and no control pushed past its right edge."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth && ['#pc-lang', '#pc-large', "
+                         "'#pc-photo', '#pc-warnings'].every(s => document.querySelector(s)"
+                         ".getBoundingClientRect().right <= window.innerWidth)")
+
+
+def add_medication(page, query: str) -> None:
+    page.locator("#pc-med-search textarea, #pc-med-search input").first.fill(query)
+    wait_text(page, "#pc-med-results", query)
+    page.locator("#pc-med-results label", has_text=query).first.click()
+    wait_text(page, "#pc-meds-list", query)
+
+
+@needs_shared
+@needs_detector
+def test_phone_photo_boxes_cards_warning_english(demo_db, phone, tmp_path):
+    """Upload a real photo with two saved medications: numbered boxes, a card per pill, the critical warning
+    above the photo, no sideways scrolling; then English and large text; screenshots for the README."""
+    with serve_app(demo_db) as url:
+        page = phone
+        page.goto(url, wait_until="load")
+        wait_text(page, "#pc-banner", "데모 데이터")
+        for med in ("데모코나졸", "데모스타틴"):
+            add_medication(page, med)
+        wait_text(page, "#pc-warnings", "병용금기")
+        page.locator("#pc-photo input[type=file]").set_input_files(str(sorted(PHOTOS.glob("*.jpg"))[0]))
+        wait_text(page, "#pc-status", "찾았습니다", timeout=90_000)
+        page.locator("#pc-result img").wait_for(state="visible")  # the annotated photo, numbered boxes drawn in
+        page.wait_for_function("document.querySelector('#pc-result img').naturalWidth > 0")
+        assert page.locator("#pc-cards .pc-card").count() >= 1 and page.locator("#pc-cards .pc-num").first.is_visible()
+        page.evaluate("window.scrollTo(0, 0)")
+        warn = page.locator("#pc-warnings .pc-critical").first.bounding_box()
+        assert warn and warn["y"] < PHONE["height"], "the critical warning must be visible without scrolling"
+        assert no_sideways_scroll(page)
+
+        page.locator("#pc-lang label", has_text="English").click()
+        wait_text(page, "#pc-warnings", "Do not take these together")
+        wait_text(page, "#pc-banner", "Demo data — not for medical use")
+        assert no_sideways_scroll(page)
+        bottom = page.evaluate("(() => { const r = document.querySelector('#pc-cards .pc-card').getBoundingClientRect();"
+                               " return r.bottom + window.scrollY + 8; })()")
+        page.screenshot(path=str(tmp_path / "phone-en.png"), full_page=True)
+        page.screenshot(path=str(tmp_path / "readme.png"), full_page=True,
+                        clip={"x": 0, "y": 0, "width": PHONE["width"], "height": bottom})
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(tmp_path / "readme.png", SCREENSHOT)
+
+        size = "getComputedStyle(document.querySelector('#pc-warnings .pc-warn')).fontSize"
+        before = float(page.evaluate(size).removesuffix("px"))
+        page.locator("#pc-large input").check()
+        page.wait_for_function(f"parseFloat({size}) > {before}")
+        assert no_sideways_scroll(page)
+        page.screenshot(path=str(tmp_path / "phone-large.png"))
+
+
+def test_phone_choose_a_pill_and_remember_medications(demo_db, phone, tmp_path):
+    """Tap the unsure pill's number, tap its product: the check re-runs at once; a medication added by search
+    survives a reload (it lives in the browser); a broken upload is one friendly line."""
+    with serve_app(demo_db, TwoPills(db=demo_db)) as url:
+        page = phone
+        page.goto(url, wait_until="load")
+        wait_text(page, "#pc-banner", "데모 데이터")
+        add_medication(page, "데모칼슘")
+        photo = tmp_path / "pills.jpg"
+        photo.write_bytes(jpeg((640, 480)))
+        page.locator("#pc-photo input[type=file]").set_input_files(str(photo))
+        wait_text(page, "#pc-status", "2개")
+        wait_text(page, "#pc-warnings", "알약 #2")
+        page.locator("#pc-pick label", has_text="#2").click()
+        page.locator("#pc-choice label", has_text="999900002").click()
+        wait_text(page, "#pc-warnings", "병용금기")
+        wait_text(page, "#pc-cards", "직접 선택함")
+        assert no_sideways_scroll(page)
+        page.screenshot(path=str(tmp_path / "phone-corrected.png"), full_page=True)
+
+        page.reload(wait_until="load")
+        wait_text(page, "#pc-meds-list", "데모칼슘")
+        broken = tmp_path / "broken.jpg"
+        broken.write_bytes(jpeg((640, 480))[:3000])
+        page.locator("#pc-photo input[type=file]").set_input_files(str(broken))
+        wait_text(page, "#pc-status", "사진을 사용할 수 없습니다")
+        assert "Traceback" not in page.evaluate("document.body.innerText")
+
