@@ -14,8 +14,7 @@ from PIL import Image
 from pillcheck.images import InputError
 from pillcheck.pipeline import Pipeline
 from pillcheck.safety.dur import Profile
-
-from .test_detector import table_with_pills
+from pillcheck.training.scenes import table_with_pills
 
 
 @pytest.fixture(scope="module")

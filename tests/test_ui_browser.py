@@ -56,6 +56,11 @@ def no_sideways_scroll(page) -> bool:
                          ".getBoundingClientRect().right <= window.innerWidth)")
 
 
+def photo_drawn(page) -> None:
+    """Wait until the annotated photo has loaded (it is sent again after every change)."""
+    page.wait_for_function("[...document.querySelectorAll('#pc-result img')].every(i => i.complete && i.naturalWidth > 0)")
+
+
 def add_medication(page, query: str) -> None:
     page.locator("#pc-med-search textarea, #pc-med-search input").first.fill(query)
     wait_text(page, "#pc-med-results", query)
@@ -78,7 +83,7 @@ def test_phone_photo_boxes_cards_warning_english(demo_db, phone, tmp_path):
         page.locator("#pc-photo input[type=file]").set_input_files(str(sorted(PHOTOS.glob("*.jpg"))[0]))
         wait_text(page, "#pc-status", "찾았습니다", timeout=90_000)
         page.locator("#pc-result img").wait_for(state="visible")  # the annotated photo, numbered boxes drawn in
-        page.wait_for_function("document.querySelector('#pc-result img').naturalWidth > 0")
+        photo_drawn(page)
         assert page.locator("#pc-cards .pc-card").count() >= 1 and page.locator("#pc-cards .pc-num").first.is_visible()
         page.evaluate("window.scrollTo(0, 0)")
         warn = page.locator("#pc-warnings .pc-critical").first.bounding_box()
@@ -89,6 +94,7 @@ def test_phone_photo_boxes_cards_warning_english(demo_db, phone, tmp_path):
         wait_text(page, "#pc-warnings", "Do not take these together")
         wait_text(page, "#pc-banner", "Demo data — not for medical use")
         assert no_sideways_scroll(page)
+        photo_drawn(page)
         bottom = page.evaluate("(() => { const r = document.querySelector('#pc-cards .pc-card').getBoundingClientRect();"
                                " return r.bottom + window.scrollY + 8; })()")
         page.screenshot(path=str(tmp_path / "phone-en.png"), full_page=True)

@@ -46,6 +46,8 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[in
     h, w = image.shape[:2]
     scale = size / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    if scale < 0.5:  # a 12 MP photo: a cheap linear step to twice the size, then area averaging (no aliasing)
+        image = cv2.resize(image, (2 * nw, 2 * nh), interpolation=cv2.INTER_LINEAR)
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     pw, ph = (-nw) % STRIDE, (-nh) % STRIDE
     left, top = pw // 2, ph // 2

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pillcheck.training.render import render, spec_from_record
+from pillcheck.training.render import PillSpec, render, spec_from_record
 
 
 @dataclass
@@ -273,3 +273,24 @@ def reference_photos(root: Path) -> list[tuple[Path, str]]:
                 seen.add(row["sha1"])
                 out.append((labels.parent / row["file"], row["item_seq"]))
     return out
+
+
+def table_with_pills(w: int = 640, h: int = 480, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A plain brown table with four drawn pills at known places (tests and benchmarks): image and true boxes."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), (150, 110, 70), np.uint8)
+    img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+    specs = [PillSpec("원형", ["하양"], 9, 9), PillSpec("장방형", ["노랑"], 16, 6.5),
+             PillSpec("타원형", ["분홍"], 14, 7), PillSpec("삼각형", ["파랑"], 9, 9)]
+    spots = [(0.2, 0.3), (0.65, 0.3), (0.3, 0.72), (0.75, 0.75)]
+    boxes = []
+    ppm = min(w, h) / 480 * 6.0
+    for spec, (fx, fy) in zip(specs, spots):
+        sprite = render(spec, ppm, rng)
+        sh, sw = sprite.shape[:2]
+        x, y = int(fx * w - sw / 2), int(fy * h - sh / 2)
+        a = sprite[..., 3:4] / 255.0
+        img[y: y + sh, x: x + sw] = (img[y: y + sh, x: x + sw] * (1 - a) + sprite[..., :3] * a).astype(np.uint8)
+        ys, xs = np.nonzero(sprite[..., 3] > 127)
+        boxes.append([x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1])
+    return img, np.array(boxes, np.float32)
