@@ -213,6 +213,7 @@ def test_render_pieces():
     assert panel.index("pc-critical") < panel.index("pc-caution") and "#1 A + my medication: B" in panel
     assert "Pill #2: not identified" in panel and "no ingredient data" in panel and "not a guarantee" in panel
     assert "Nothing to check yet" in render.warnings_html(None, {}, [], "en")
+    assert "No pill is identified yet" in render.warnings_html(None, {}, [1], "en")  # a photo, nothing named
     assert set(STRINGS["ko"]) == set(STRINGS["en"])
 
 

@@ -149,9 +149,11 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
             f"<div class='pc-warn-why'>{escape(t(lang, 'reason'))}: {escape(w['reason'] or '')}{when}</div></div></div>")
     checked_any = bool(check and labels)  # labels name every product that went into the check
     if not warnings:
-        key = "no_warnings" if checked_any else "nothing_checked"
-        parts.append(f"<div class='pc-warn pc-ok'><span class='pc-icon' aria-hidden='true'>{'✅' if checked_any else '📷'}"
-                     f"</span><div>{escape(t(lang, key))}</div></div>")
+        key, icon, cls = (("no_warnings", "✅", "pc-ok") if checked_any else
+                          ("none_identified", "❔", "pc-caution") if not_identified else
+                          ("nothing_checked", "📷", "pc-ok"))
+        parts.append(f"<div class='pc-warn {cls}'><span class='pc-icon' aria-hidden='true'>{icon}</span>"
+                     f"<div>{escape(t(lang, key))}</div></div>")
     gaps = []
     if not_identified:
         gaps.append(t(lang, "not_identified", nums=", ".join(f"#{i}" for i in not_identified)))
