@@ -9,7 +9,6 @@ a recording is one page); every other operation answers with the recorded empty 
 from __future__ import annotations
 
 import json
-import math
 import threading
 import urllib.parse
 from collections import Counter
@@ -100,7 +99,3 @@ class ReplayServer:
         req.send_header("Content-Length", str(len(payload)))
         req.end_headers()
         req.wfile.write(payload)
-
-    @staticmethod
-    def pages(total: int, rows: int) -> int:
-        return max(1, math.ceil(total / rows))

@@ -70,13 +70,16 @@ def test_catalog_rows_and_keys(official):
 
 
 def test_deleted_rules_are_not_loaded(official):
-    con = official.cursor()
-    deleted = duckdb.connect().execute(
-        f"SELECT count(*) FROM read_csv('{MFDS / 'api_dumps' / 'dur_usjnt_taboo.csv'}', all_varchar=true) "
-        "WHERE DEL_YN = '삭제'").fetchall()[0][0]
-    assert deleted > 0
-    assert con.execute("SELECT count(*) FROM dur_rules WHERE source NOT LIKE 'OpenData_%' AND kind = 'EXCIPIENT'"
-                       ).fetchall()[0][0] == 0
+    """Every 병용금기 row marked 삭제 (and with no active twin) is absent from the loaded rules."""
+    dump = MFDS / "api_dumps" / "dur_usjnt_taboo.csv"
+    deleted = duckdb.connect().execute(f"""
+        WITH d AS (SELECT * FROM read_csv('{dump}', all_varchar=true))
+        SELECT INGR_CODE, MIXTURE_INGR_CODE, PROHBT_CONTENT FROM d WHERE DEL_YN = '삭제'
+        EXCEPT SELECT INGR_CODE, MIXTURE_INGR_CODE, PROHBT_CONTENT FROM d WHERE DEL_YN = '정상'""").fetchall()
+    assert len(deleted) > 20
+    loaded = set(official.cursor().execute(
+        "SELECT ingr_code, partner_code, reason FROM dur_rules WHERE kind = 'CONTRAINDICATED'").fetchall())
+    assert loaded and not loaded & set(deleted)
 
 
 def test_ingredient_coverage(official):

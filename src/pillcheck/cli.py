@@ -34,6 +34,16 @@ def _emit(obj: object) -> None:
     print(json.dumps(obj, ensure_ascii=False))
 
 
+def _emit_or_list(result: dict, as_json: bool) -> None:
+    """JSON for machines, one `key value` line per entry for people."""
+    if as_json:
+        _emit(result)
+        return
+    width = max(map(len, result), default=0) + 2
+    for k, v in result.items():
+        print(f"{k:<{width}} {v}")
+
+
 # ---------------------------------------------------------------- data
 def cmd_data_import(args: argparse.Namespace) -> int:
     from pillcheck.catalog.importer import import_dir
@@ -238,12 +248,7 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
         d = det(rgb, conf=0.001, iou=args.iou)
         preds.append((d.xyxy, d.confidence))
         gts.append(read_yolo(lbl, rgb.shape[1], rgb.shape[0]))
-    result = {"dataset": str(args.dataset), **metrics.evaluate(preds, gts, conf=args.conf)}
-    if args.json:
-        _emit(result)
-    else:
-        for k, v in result.items():
-            print(f"{k:<16} {v}")
+    _emit_or_list({"dataset": str(args.dataset), **metrics.evaluate(preds, gts, conf=args.conf)}, args.json)
     return 0
 
 
@@ -325,11 +330,7 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
         result[subset] = {"pills": s["pills"], "top1": round(s["top1"] / n, 4), "top5": round(s["top5"] / n, 4),
                           "abstention": round(1 - s["sure"] / n, 4), "unknown": round(s["unknown"] / n, 4),
                           "wrong_but_sure": s["wrong_but_sure"]}
-    if args.json:
-        _emit(result)
-    else:
-        for k, v in result.items():
-            print(f"{k:<10} {v}")
+    _emit_or_list(result, args.json)
     return 0
 
 

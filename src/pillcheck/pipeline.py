@@ -45,9 +45,7 @@ class Pill:
         return {"index": self.index, "box": [round(v, 1) for v in self.box], "confidence": round(self.confidence, 4),
                 "status": "confirmed" if self.confirmed else ident.status, "imprint_read": ident.imprint_read,
                 "item_seq": self.item_seq,
-                "candidates": [{"item_seq": c.item_seq, "name": c.name, "score": round(c.score, 4),
-                                "company": c.company, "imprint": c.imprint, "shape": c.shape, "colour": c.colour,
-                                "evidence": c.evidence} for c in ident.candidates],
+                "candidates": [c.to_dict() for c in ident.candidates],
                 "appearance": ident.appearance}
 
 

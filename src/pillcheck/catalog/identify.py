@@ -92,6 +92,7 @@ class CandidateIndex:
         self.line_back = np.array([bool(r[13] and r[13] != "-") or "분할선" in (r[5] or "") for r in rows])
         self.front = [r[6] or "" for r in rows]
         self.back = [r[7] or "" for r in rows]
+        self.both = [f + b for f, b in zip(self.front, self.back)]  # both faces read as one string
         self.front_raw = [normalize_imprint(r[4], fold=False) for r in rows]
         self.back_raw = [normalize_imprint(r[5], fold=False) for r in rows]
         self.blank_front = np.array([not s for s in self.front])
@@ -127,8 +128,7 @@ class CandidateIndex:
                 continue
             f = process.cdist([q], self.front, scorer=fuzz.ratio, dtype=np.uint8, workers=1)[0] / 100
             b = process.cdist([q], self.back, scorer=fuzz.ratio, dtype=np.uint8, workers=1)[0] / 100
-            both = process.cdist([q], [a + b_ for a, b_ in zip(self.front, self.back)], scorer=fuzz.ratio,
-                                 dtype=np.uint8, workers=1)[0] / 100
+            both = process.cdist([q], self.both, scorer=fuzz.ratio, dtype=np.uint8, workers=1)[0] / 100
             s = np.maximum(np.maximum(f, b), both)
             better = s > best
             face[better] = np.where(f[better] >= b[better], 0, 1)

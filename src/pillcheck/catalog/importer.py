@@ -48,7 +48,7 @@ def _col(df: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(values, index=df.index, dtype=object)
 
 
-def _concat(tables: Iterable[SourceTable], kind: str) -> list[SourceTable]:
+def _of_kind(tables: Iterable[SourceTable], kind: str) -> list[SourceTable]:
     return [t for t in tables if t.kind == kind]
 
 
@@ -107,7 +107,7 @@ def build_rules(tables: list[SourceTable]) -> tuple[pd.DataFrame, pd.DataFrame]:
     Per DUR type the OpenAPI dump wins over the nedrug bulk file when both are present: it is the newer
     publication and it carries the 삭제 (deleted) rows, which must stop firing.
     """
-    frames = [_rule_frame(t) for t in _concat(tables, "dur_rule")]
+    frames = [_rule_frame(t) for t in _of_kind(tables, "dur_rule")]
     if not frames:
         raise DataFileError("no DUR ingredient rule files found (OpenData_PotOpenDurIngr_* or dur_*.csv/json)")
     allrows = pd.concat(frames, ignore_index=True)
@@ -165,7 +165,7 @@ def _num(s: pd.Series) -> pd.Series:
 
 
 def build_catalog(tables: list[SourceTable]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    frames = [t.df for t in _concat(tables, "catalog")]
+    frames = [t.df for t in _of_kind(tables, "catalog")]
     if not frames:
         return pd.DataFrame(), pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)
@@ -241,7 +241,7 @@ def _main_ingr_rows(item_seqs: pd.Series, main_ingr: pd.Series, source: str, ori
 def build_products(tables: list[SourceTable], ori: pd.DataFrame) -> tuple[list[pd.DataFrame], list[pd.DataFrame], pd.DataFrame]:
     """Item rows and ingredient rows from DUR 품목 dumps, 허가 (permit) data and e약은요; plus 분할주의 rules."""
     items, ingr, splits = [], [], []
-    for t in _concat(tables, "dur_product"):
+    for t in _of_kind(tables, "dur_product"):
         df = t.df
         items.append(_item_rows(df, "", "dur_product"))
         if "MIXTURE_ITEM_SEQ" in df.columns:  # product-level 병용금기 rows name both products
@@ -263,7 +263,7 @@ def build_products(tables: list[SourceTable], ori: pd.DataFrame) -> tuple[list[p
                 "item_seq": _col(s, "ITEM_SEQ"), "reason": _col(s, "PROHBT_CONTENT"),
                 "remark": _col(s, "REMARK"), "notice_date": _col(s, "CHANGE_DATE"),
             }))
-    for t in _concat(tables, "permit_detail") + _concat(tables, "permit_list"):
+    for t in _of_kind(tables, "permit_detail") + _of_kind(tables, "permit_list"):
         items.append(_item_rows(t.df, "", "permit"))
         if t.kind == "permit_detail":
             ingr.append(_main_ingr_rows(_col(t.df, "ITEM_SEQ"), _col(t.df, "MAIN_ITEM_INGR"), "permit", ori))
@@ -320,7 +320,7 @@ def ingredients_from_names(items: pd.DataFrame, known: set[str], ori: pd.DataFra
 # ---------------------------------------------------------------- misc tables
 def build_misc(tables: list[SourceTable]) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
-    dose = [t.df for t in _concat(tables, "max_dose")]
+    dose = [t.df for t in _of_kind(tables, "max_dose")]
     if dose:
         d = pd.concat(dose, ignore_index=True)
         out["max_daily_dose"] = pd.DataFrame({
@@ -328,7 +328,7 @@ def build_misc(tables: list[SourceTable]) -> dict[str, pd.DataFrame]:
             "form_code": _col(d, "FOML_CD"), "form_name": _col(d, "FOML_NM"), "route": _col(d, "DOSAGE_ROUTE_CODE"),
             "unit": _col(d, "DAY_MAX_DOSG_QY_UNIT"), "qty": _col(d, "DAY_MAX_DOSG_QY"),
         })
-    rec = [t.df for t in _concat(tables, "recalls")]
+    rec = [t.df for t in _of_kind(tables, "recalls")]
     if rec:
         r = pd.concat(rec, ignore_index=True)
         out["recalls"] = pd.DataFrame({
@@ -336,7 +336,7 @@ def build_misc(tables: list[SourceTable]) -> dict[str, pd.DataFrame]:
             "reason": _col(r, "RTRVL_RESN"), "enforced": _col(r, "ENFRC_YN"),
             "command_date": _col(r, "RECALL_COMMAND_DATE").fillna(_col(r, "RTRVL_CMMND_DT")),
         })
-    easy = [t.df for t in _concat(tables, "easy_info")]
+    easy = [t.df for t in _of_kind(tables, "easy_info")]
     if easy:
         e = pd.concat(easy, ignore_index=True)
         strip = lambda s: s.map(lambda v: re.sub(r"<[^>]+>", "", v) if v else v)  # noqa: E731 (older data had HTML)
@@ -347,7 +347,7 @@ def build_misc(tables: list[SourceTable]) -> dict[str, pd.DataFrame]:
             "interaction": strip(_col(e, "intrcQesitm")), "side_effect": strip(_col(e, "seQesitm")),
             "storage": strip(_col(e, "depositMethodQesitm")), "updated": _col(e, "updateDe"),
         }).drop_duplicates("item_seq")
-    marks = [t.df for t in _concat(tables, "marks")]
+    marks = [t.df for t in _of_kind(tables, "marks")]
     if marks:
         m = pd.concat(marks, ignore_index=True)
         out["mark_codes"] = pd.DataFrame({"code": _col(m, "code"), "title": _col(m, "title")}).dropna(
