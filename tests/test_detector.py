@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -91,3 +94,28 @@ def test_nms_and_validation():
         Detections(np.zeros((2, 4)), np.zeros(3), np.zeros(2))
     with pytest.raises(ValueError):
         Detections([[10, 0, 0, 10]], [0.5], [0])
+
+
+def test_12mp_jpeg_decoded_at_working_size_boxes_in_full_pixels(detector, tmp_path):
+    """Served path: a 12 MP JPEG (EXIF-rotated) is decoded at half size; the CLI reports full-size upright pixels."""
+    img, truth = table_with_pills(4000, 3000)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored turned; EXIF 8 says "rotate 90° counter-clockwise to view"
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.rot90(img, k=-1))).save(buf, format="JPEG", quality=92, exif=exif)
+    photo = images.decode(buf.getvalue(), min_side=images.WORKING_SIDE)
+    assert photo.size == (4000, 3000) and photo.rgb.shape == (1500, 2000, 3) and photo.scale == 2.0
+    assert images.decode(buf.getvalue()).rgb.shape == (3000, 4000, 3)  # full size unless asked
+    small = io.BytesIO()
+    Image.fromarray(img[:1000, :1400]).save(small, format="JPEG")
+    assert images.decode(small.getvalue(), min_side=images.WORKING_SIDE).rgb.shape == (1000, 1400, 3)  # too small
+    assert_found(detector(photo.rgb).scaled(photo.scale), truth)
+    path = tmp_path / "big.jpg"
+    path.write_bytes(buf.getvalue())
+    out = subprocess.run([sys.executable, "-m", "pillcheck.cli", "detect", str(path), "--json"], capture_output=True,
+                         text=True, check=True)
+    (res,) = json.loads(out.stdout)
+    assert (res["width"], res["height"]) == (4000, 3000)
+    boxes, scores = np.array([p["box"] for p in res["pills"]]), np.array([p["confidence"] for p in res["pills"]])
+    got = Detections(boxes, scores, np.zeros(len(scores)))
+    assert_found(got, truth)

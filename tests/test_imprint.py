@@ -105,7 +105,7 @@ def test_ctc_score_matches_brute_force():
     assert sum(truth.values()) == pytest.approx(1.0)
     texts = ["", "0", "00", "01", "010", "0120", "11", "212"]
     for text, got in zip(texts, ctc_scores(lp, texts)):
-        assert got == pytest.approx(np.log(truth[text]), abs=1e-9), text
+        assert got == pytest.approx(np.log(truth[text]), abs=1e-5), text  # float32 forward pass
     assert ctc_score(lp, "0120") == pytest.approx(np.log(truth["0120"]))
     assert ctc_score(lp, "00000") == -np.inf  # needs 9 frames
     assert ctc_score(lp, "A") == -np.inf  # impossible character

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from pillcheck.images import InputError
+from pillcheck.metrics import iou_matrix
 from pillcheck.pipeline import Pipeline
 from pillcheck.safety.dur import Profile
 from pillcheck.training.scenes import table_with_pills
@@ -68,3 +69,15 @@ def test_analyze_cli_keeps_going_after_a_bad_image(demo_db, photo, tmp_path):
     assert {"box", "confidence", "status", "imprint_read", "candidates"} <= set(second["pills"][0])
     assert {"item_seq", "name", "score"} <= set(second["pills"][0]["candidates"][0])
     assert "warnings" in second and "unchecked" in second
+
+
+def test_12mp_photo_reported_in_full_size_pixels(demo_db):
+    """The 12 MP JPEG is analysed at half size, but the report speaks in the photo's own pixels."""
+    img, truth = table_with_pills(4000, 3000)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=90)
+    report = Pipeline(db=demo_db).analyze(buf.getvalue())
+    assert (report.width, report.height) == (4000, 3000)
+    boxes = np.array([p.box for p in report.pills])
+    assert len(boxes) == len(truth)
+    assert (iou_matrix(truth, boxes).max(1) >= 0.5).all()

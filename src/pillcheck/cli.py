@@ -209,12 +209,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
     out = []
     for path in args.images:
         try:
-            rgb = images.load(path)
+            photo = images.decode(path, min_side=images.WORKING_SIDE)
         except images.InputError as exc:
             out.append({"image": str(path), "error": str(exc)})
             continue
-        d = det(rgb, conf=args.conf, iou=args.iou)
-        out.append({"image": str(path), "width": rgb.shape[1], "height": rgb.shape[0],
+        d = det(photo.rgb, conf=args.conf, iou=args.iou).scaled(photo.scale)
+        out.append({"image": str(path), "width": photo.size[0], "height": photo.size[1],
                     "pills": [{"box": [round(float(v), 1) for v in box], "confidence": round(float(c), 4)}
                               for box, c in zip(d.xyxy, d.confidence)]})
     if args.json:
@@ -244,10 +244,10 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     det = models.detector(args.model)
     preds, gts = [], []
     for img_path, lbl in yolo_folder(Path(args.dataset)):
-        rgb = images.load(img_path)
-        d = det(rgb, conf=0.001, iou=args.iou)
+        photo = images.decode(img_path, min_side=images.WORKING_SIDE)  # as served
+        d = det(photo.rgb, conf=0.001, iou=args.iou).scaled(photo.scale)
         preds.append((d.xyxy, d.confidence))
-        gts.append(read_yolo(lbl, rgb.shape[1], rgb.shape[0]))
+        gts.append(read_yolo(lbl, *photo.size))
     _emit_or_list({"dataset": str(args.dataset), **metrics.evaluate(preds, gts, conf=args.conf)}, args.json)
     return 0
 

@@ -102,19 +102,25 @@ class Pipeline:
                 out.append(index.rank(app, []))
         return out
 
-    def analyze(self, photo: bytes | str | Path | np.ndarray, my_meds: list[str] | None = None,
+    def analyze(self, photo: bytes | str | Path | np.ndarray | images.Decoded, my_meds: list[str] | None = None,
                 profile: Profile | None = None, *, conf: float = 0.35, iou: float = 0.5,
                 confirmed: dict[int, str] | None = None) -> Report:
+        """Boxes and sizes in the report are in full-resolution pixels of the upright photo, however it was decoded."""
         t = {"start": time.perf_counter()}
-        rgb = photo if isinstance(photo, np.ndarray) else images.load(photo)
+        if isinstance(photo, np.ndarray):
+            photo = images.Decoded(photo, (photo.shape[1], photo.shape[0]))
+        elif not isinstance(photo, images.Decoded):
+            photo = images.decode(photo, min_side=images.WORKING_SIDE)
+        rgb = photo.rgb
         t["decode"] = time.perf_counter()
         det = models.detector(self.models_dir / "detector.onnx")(rgb, conf=conf, iou=iou)
         t["detect"] = time.perf_counter()
         idents = self.identify(rgb, det)
         t["identify"] = time.perf_counter()
         confirmed = confirmed or {}
+        full = det.scaled(photo.scale)
         pills = [Pill(i + 1, [float(v) for v in box], float(c), ident, confirmed.get(i + 1))
-                 for i, (box, c, ident) in enumerate(zip(det.xyxy, det.confidence, idents))]
+                 for i, (box, c, ident) in enumerate(zip(full.xyxy, full.confidence, idents))]
         meds = [m for m in dict.fromkeys(str(x).strip() for x in (my_meds or [])) if m]
         items = [p.item_seq for p in pills if p.item_seq] + meds
         result = check(self.catalog.dur, items, profile)
@@ -125,7 +131,7 @@ class Pipeline:
         for s in steps:
             timings[s] = round((t[s] - prev) * 1000, 1)
             prev = t[s]
-        return Report(rgb.shape[1], rgb.shape[0], pills, result, meds, self.catalog.data, timings)
+        return Report(*photo.size, pills, result, meds, self.catalog.data, timings)
 
 
 def imprint_crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.08, max_side: int = 320) -> np.ndarray:

@@ -37,6 +37,10 @@ class Detections:
     def __getitem__(self, idx) -> Detections:
         return Detections(self.xyxy[idx], self.confidence[idx], self.class_id[idx])
 
+    def scaled(self, k: float) -> Detections:
+        """The same boxes in an image ``k`` times larger (a photo decoded below full size -> full pixels)."""
+        return Detections(self.xyxy * k, self.confidence, self.class_id)
+
 
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Resize the long side to ``size`` and pad the short side to a multiple of 32 (not to a square).

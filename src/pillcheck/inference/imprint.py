@@ -62,35 +62,57 @@ def _encode(texts: list[str], reverse: bool = False) -> tuple[np.ndarray, np.nda
     return labels, lengths
 
 
+LENGTH_BUCKETS = (3, 6, 10)  # texts are run in groups of similar length: the forward pass costs N x (2 Lmax + 1)
+
+
 def _prefix_logp(lp: np.ndarray, labels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """CTC forward algorithm: log p(first j labels | image) for every j, (V, T, C) -> (V, N, Lmax + 1).
 
-    Runs in probability space with per-step rescaling (exact, no exp/log per step), vectorised over variants,
-    candidates and label positions; only the loop over time steps is in Python. The last frame's forward
-    variables hold every prefix's probability at once, which the two-line split needs.
+    Texts are grouped by length so that a few long imprints do not make every short one pay for their states.
+    """
+    n, lmax = labels.shape
+    out = np.full((lp.shape[0], n, lmax + 1), -np.inf)
+    size = np.maximum(lengths, 0)
+    lo = -1
+    for hi in (*LENGTH_BUCKETS, lmax):
+        idx = np.flatnonzero((size > lo) & (size <= hi))
+        lo = max(lo, hi)
+        if len(idx):
+            m = max(int(size[idx].max()), 1)
+            out[:, idx, : m + 1] = _forward(lp, labels[idx, :m], lengths[idx])
+    return out
+
+
+def _forward(lp: np.ndarray, labels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The forward pass for one group, (V, T, C) -> (V, N, Lmax + 1).
+
+    Runs in probability space (float32) with per-step rescaling (exact up to rounding, no exp/log per step),
+    vectorised over variants, candidates and label positions; only the loop over time steps is in Python. The
+    last frame's forward variables hold every prefix's probability at once, which the two-line split needs.
     """
     v, t_steps, _ = lp.shape
     n, lmax = labels.shape
     s_len = 2 * lmax + 1
     ext = np.zeros((n, s_len), np.int64)  # blank, c1, blank, c2, ..., blank
     ext[:, 1::2] = labels
-    valid = np.arange(s_len)[None, :] <= 2 * np.maximum(lengths, 0)[:, None]  # nothing past a text's end
-    skip = np.zeros((n, s_len), bool)  # s-2 -> s allowed: a label that differs from the one two back
+    valid = (np.arange(s_len)[None, :] <= 2 * np.maximum(lengths, 0)[:, None]).astype(np.float32)  # not past the end
+    skip = np.zeros((n, s_len), np.float32)  # s-2 -> s allowed: a label that differs from the one two back
     skip[:, 3::2] = labels[:, 1:] != labels[:, :-1]
-    probs = np.exp(lp.astype(np.float64))[:, :, ext] * valid  # (V, T, N, S)
-    alpha = np.zeros((v, n, s_len))
-    alpha[:, :, :2] = probs[:, 0, :, :2]
+    probs = np.exp(np.asarray(lp, np.float32))
+    alpha = np.zeros((v, n, s_len), np.float32)
+    alpha[:, :, :2] = (probs[:, 0][:, ext] * valid)[:, :, :2]
     log_scale = np.zeros((v, n, 1))
+    nxt = np.empty_like(alpha)
     for t in range(1, t_steps):
         c = alpha.sum(-1, keepdims=True)
         c[c == 0] = 1.0
         alpha /= c
         log_scale += np.log(c)
-        nxt = alpha.copy()
+        nxt[:] = alpha
         nxt[..., 1:] += alpha[..., :-1]
-        nxt[..., 2:] += np.where(skip[:, 2:], alpha[..., :-2], 0.0)
-        alpha = nxt * probs[:, t]
-    ends = alpha[..., 0::2].copy()  # prefix j ends in the blank after label j ...
+        nxt[..., 2:] += alpha[..., :-2] * skip[:, 2:]
+        alpha = nxt * (probs[:, t][:, ext] * valid)
+    ends = alpha[..., 0::2].astype(np.float64)  # prefix j ends in the blank after label j ...
     ends[..., 1:] += alpha[..., 1::2]  # ... or on label j itself
     with np.errstate(divide="ignore"):
         return log_scale + np.log(ends)

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 from gradio.data_classes import FileData
 from gradio.utils import get_upload_folder, is_in_or_equal
 
@@ -252,29 +251,31 @@ class PillcheckApp:
             return [None, *self.view(None, device, lang, t(lang, "photo_hint"))]
         try:
             data, name = read_upload(payload)
-            rgb = images.load(data)
+            photo = images.decode(data, min_side=images.WORKING_SIDE)
         except images.InputError as exc:
             return [None, *self.view(None, device, lang, t(lang, "bad_photo", msg=exc), "error")]
-        return self.analyze_into({"name": Path(name).stem, "photo": data}, rgb, device, lang, conf, iou)
+        return self.analyze_into({"name": Path(name).stem, "photo": data}, photo, device, lang, conf, iou)
 
     def on_rerun(self, session: dict | None, device: Any, lang: str, conf: float, iou: float) -> list:
         device = device_of(device)
         if not session:
             return [None, *self.view(None, device, lang, t(lang, "photo_hint"))]
-        return self.analyze_into(session, images.load(session["photo"]), device, lang, conf, iou)
+        photo = images.decode(session["photo"], min_side=images.WORKING_SIDE)
+        return self.analyze_into(session, photo, device, lang, conf, iou)
 
-    def analyze_into(self, session: dict, rgb: np.ndarray, device: dict, lang: str, conf: float, iou: float) -> list:
+    def analyze_into(self, session: dict, photo: images.Decoded, device: dict, lang: str, conf: float,
+                     iou: float) -> list:
         """Detect and identify (the slow part, in the inference group); the check itself runs in the view."""
         try:
-            report = self.pipe.analyze(rgb, [], None, conf=float(conf), iou=float(iou))
+            report = self.pipe.analyze(photo, [], None, conf=float(conf), iou=float(iou))
         except ModelError as exc:  # the person needs to know it is not their photo; the log gets the path
             log.error("analyze: %s", exc)
             return [None, *self.view(None, device, lang, t(lang, "model_missing"), "error")]
         except Exception as exc:  # a broken catalog or a bug: the person gets a sentence, the log the traceback
             log.exception("analyze failed")
             return [None, *self.view(None, device, lang, t(lang, "failed", msg=exc.__class__.__name__), "error")]
-        preview, scale = render.downscale(rgb)
-        session.update(preview=preview, scale=scale, pills=[p.to_dict() for p in report.pills], corrections=[])
+        preview, scale = render.downscale(photo.rgb)  # report boxes are in full-size pixels
+        session.update(preview=preview, scale=scale / photo.scale, pills=[p.to_dict() for p in report.pills], corrections=[])
         n = len(session["pills"])
         return [session, *self.view(session, device, lang, t(lang, "found", n=n) if n else t(lang, "none_found"),
                                     "info" if n else "error")]
