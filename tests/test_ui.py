@@ -309,6 +309,37 @@ def test_api_analyze_a_photo(client):
     assert report["warnings"][0]["severity"] == "critical" and report["data"] == "demo"
 
 
+@needs_detector
+def test_identical_photos_sent_at_once_are_all_answered(client, tmp_path):
+    """Gradio stores byte-identical uploads as one file; the first request deletes it once read, the others are
+    answered from the moment's memory (RecentUploads) instead of "send it again"; nothing stays on disk."""
+    from gradio.utils import get_upload_folder
+    from gradio_client import handle_file
+
+    from pillcheck.training.scenes import table_with_pills
+
+    img, _ = table_with_pills(640, 480)
+    path = tmp_path / "same-photo.jpg"
+    Image.fromarray(img).save(path, quality=90)
+    jobs = [client.submit(photo=handle_file(str(path)), api_name="/analyze") for _ in range(4)]
+    reports = [job.result(timeout=120) for job in jobs]
+    assert all(len(r["pills"]) == 4 for r in reports)
+    assert not list(Path(get_upload_folder()).rglob("same-photo.jpg"))
+
+
+def test_recent_uploads_forget():
+    from pillcheck.ui.app import RecentUploads
+
+    recent = RecentUploads(ttl=0.2, max_bytes=10)
+    recent.put("/up/a/x.jpg", b"12345")
+    recent.put("/up/b/y.jpg", b"678")
+    assert recent.get("/up/a/x.jpg") == b"12345" and recent.get("/up/c/z.jpg") is None
+    recent.put("/up/c/z.jpg", b"abcd")  # over 10 bytes: the oldest goes first
+    assert recent.get("/up/a/x.jpg") is None and recent.get("/up/c/z.jpg") == b"abcd"
+    time.sleep(0.25)
+    assert recent.get("/up/c/z.jpg") is None
+
+
 def test_app_py_serves_with_login_and_share_falls_back(demo_db):
     """`python app.py` as deployed: prints the local URL, says when the share link cannot be made, serves
     behind the login given by --auth."""

@@ -68,10 +68,16 @@ _open_lock = threading.Lock()
 
 
 def open_catalog(path: Path) -> Catalog:
-    """The process-wide Catalog for ``path`` (reopened when the file was swapped by an import)."""
+    """The process-wide Catalog for ``path`` (reopened when the file was swapped by an import).
+
+    DuckDB keeps one database instance per path for as long as a connection to it is open, so the old
+    connection is closed before the new file is opened; otherwise the swapped-in file would never be read.
+    Indexes already built from the old file stay usable by requests still holding them."""
     path = Path(path).resolve()
     with _open_lock:
         cat = _open.get(path)
         if cat is None or not path.exists() or cat.mtime != path.stat().st_mtime_ns:
+            if cat is not None:
+                cat.close()
             cat = _open[path] = Catalog(path)
         return cat

@@ -429,6 +429,22 @@ def build_database(tables: list[SourceTable], db_path: Path, *, data_kind: str =
     return counts
 
 
+def _orphans(db_path: Path) -> list[Path]:
+    """Half-built files of imports that were killed (their process is gone): nothing else removes them."""
+    out = []
+    for f in db_path.parent.glob(f"{db_path.name}.building-*"):
+        pid = f.name.rsplit("-", 1)[-1].removesuffix(".wal")
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            out.append(f)
+        except PermissionError:  # alive, someone else's
+            pass
+    return out
+
+
 def import_dir(src: Path | list[Path], db_path: Path, *, data_kind: str = "official") -> dict[str, int]:
     """Read every official file under ``src`` (one folder or several) and atomically replace ``db_path``."""
     t0 = time.perf_counter()
@@ -442,7 +458,7 @@ def import_dir(src: Path | list[Path], db_path: Path, *, data_kind: str = "offic
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = db_path.with_name(f"{db_path.name}.building-{os.getpid()}")
-    for leftover in (tmp, Path(f"{tmp}.wal")):
+    for leftover in (tmp, Path(f"{tmp}.wal"), *_orphans(db_path)):
         leftover.unlink(missing_ok=True)
     try:
         counts = build_database(tables, tmp, data_kind=data_kind,

@@ -16,6 +16,9 @@ import functools
 import logging
 import os
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,8 +77,43 @@ def browser_secret() -> str:
         return secret
 
 
+class RecentUploads:
+    """Uploads read in the last TTL seconds, in memory only, by their path in Gradio's upload folder.
+
+    Gradio names an upload's folder by the sha256 of its content, so two byte-identical photos sent at the same
+    moment share one file: the first request deletes it once read, and the second finds it gone. A path names
+    its content, so answering the second from memory gives nobody a photo they did not send.
+    """
+
+    def __init__(self, ttl: float = 120.0, max_bytes: int = 256 * 2**20) -> None:
+        self.ttl, self.max_bytes = ttl, max_bytes
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _expire(self, now: float) -> None:
+        while self._items and (next(iter(self._items.values()))[0] < now - self.ttl
+                               or sum(len(d) for _, d in self._items.values()) > self.max_bytes):
+            self._items.popitem(last=False)
+
+    def put(self, path: str, data: bytes) -> None:
+        with self._lock:
+            self._items.pop(path, None)
+            self._items[path] = (time.monotonic(), data)
+            self._expire(time.monotonic())
+
+    def get(self, path: str) -> bytes | None:
+        with self._lock:
+            self._expire(time.monotonic())
+            hit = self._items.get(path)
+            return hit[1] if hit else None
+
+
+RECENT_UPLOADS = RecentUploads()
+
+
 def read_upload(payload: Any) -> tuple[bytes, str]:
-    """The bytes of an uploaded file and its name; the upload is deleted from Gradio's cache once read.
+    """The bytes of an uploaded file and its name; the upload is deleted from Gradio's cache once read
+    (and kept in memory for a moment, for an identical photo sent at the same time: ``RecentUploads``).
 
     A webcam frame may come inline as a data: URL instead of a file; it is held to the same size limit."""
     path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", payload)
@@ -92,15 +130,21 @@ def read_upload(payload: Any) -> tuple[bytes, str]:
         raise images.InputError("no file was received")
     p = Path(path)
     name = (payload.get("orig_name") if isinstance(payload, dict) else None) or p.name
+    uploaded = is_in_or_equal(str(p), get_upload_folder())
     try:
         size = p.stat().st_size
         if size > images.MAX_BYTES:
             raise images.InputError(f"the file is {size / 2**20:.0f} MB; the limit is {images.MAX_BYTES / 2**20:.0f} MB")
-        return p.read_bytes(), name
+        data = p.read_bytes()
     except FileNotFoundError as exc:
-        raise images.InputError("the upload is no longer on the server; please send the photo again") from exc
+        data = RECENT_UPLOADS.get(str(p)) if uploaded else None
+        if data is None:
+            raise images.InputError("the upload is no longer on the server; please send the photo again") from exc
     finally:
         discard_upload(p)
+    if uploaded:
+        RECENT_UPLOADS.put(str(p), data)
+    return data, name
 
 
 def profile_of(device: dict) -> Profile:
@@ -547,7 +591,8 @@ def header_html(lang: str) -> str:
 
 
 def discard_upload(path: str | Path | None) -> None:
-    """Delete a file Gradio received for us, once used (never anything outside Gradio's upload folder)."""
+    """Delete a file Gradio received for us, once used (never anything outside Gradio's upload folder). Its
+    empty content-named folder stays: an identical upload may be writing into it this moment."""
     if path and is_in_or_equal(str(path), get_upload_folder()):
         Path(path).unlink(missing_ok=True)
 

@@ -7,6 +7,8 @@ for app.py. Gradio is imported only when serving, so the rest of the CLI stays q
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -43,9 +45,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def configure_logging() -> None:
+    """Operator logs on stderr ($PILLCHECK_LOG_LEVEL, default INFO): what runs where, errors. Never the person's
+    photo, file names, medications, profile or searches (tests/test_privacy.py reads them at DEBUG)."""
+    level = os.environ.get("PILLCHECK_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "python_multipart", "multipart", "asyncio", "PIL", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Open the catalog first (a missing one is a one-line error, not a broken page), then serve until Ctrl+C."""
     from pillcheck.pipeline import Pipeline
+
+    configure_logging()
     from pillcheck.ui.app import PillcheckApp, launch
 
     pipe = Pipeline(db=args.db, models_dir=args.models)
