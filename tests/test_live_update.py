@@ -63,7 +63,7 @@ def test_killed_update_leaves_the_old_catalog_serving(demo_db, tmp_path):
         # 2. killed while the new catalog is being written (downloads resume from disk, then the import starts)
         for sig in (signal.SIGKILL, signal.SIGINT):
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            wait_for(lambda: building(proc.pid) and building(proc.pid)[0].stat().st_size > 0 or proc.poll() is not None)
+            wait_for(lambda p=proc: building(p.pid) and building(p.pid)[0].stat().st_size > 0 or p.poll() is not None)
             assert proc.poll() is None, f"the update ended before the import could be interrupted: {proc.stderr.read()}"
             proc.send_signal(sig)
             _, err = proc.communicate(timeout=60)
