@@ -76,8 +76,9 @@ class TwoPills(Pipeline):
     as the second choice), so the handlers can be driven deterministically without a model."""
 
     def analyze(self, photo, my_meds=None, profile=None, *, conf=0.35, iou=0.5, confirmed=None) -> Report:
-        rgb = photo if isinstance(photo, np.ndarray) else images.load(photo)
-        h, w = rgb.shape[:2]
+        if not isinstance(photo, images.Decoded):
+            photo = images.decode(photo, min_side=images.WORKING_SIDE)
+        w, h = photo.size  # reports speak in full-size pixels
 
         def cand(seq: str, score: float) -> Candidate:
             return Candidate(seq, f"name {seq}", "company", score, "DS20", "원형", "분홍")
