@@ -296,6 +296,35 @@ def test_api_bad_uploads_are_friendly(client, tmp_path):
     assert client.predict(text="데모", limit=1, api_name="/search")["results"]  # still serving
 
 
+@needs_detector
+def test_api_odd_inputs_are_answered_and_the_server_keeps_serving(client, tmp_path):
+    """The rest of the bad-input corpus through the real server: odd but valid photos are analysed; unknown
+    codes, SQL-ish and extremely long text get an answer or one readable line, never a traceback."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    base = Image.fromarray(np.random.default_rng(1).integers(0, 255, (240, 320, 3), np.uint8))
+    gif = [base, base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    odd = {"grey.jpg": (base.convert("L"), "JPEG", {}), "cmyk.jpg": (base.convert("CMYK"), "JPEG", {}),
+           "palette.png": (base.convert("P"), "PNG", {"transparency": 0}),
+           "sixteen.png": (Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257), "PNG", {}),
+           "alpha.png": (base.convert("RGBA"), "PNG", {}), "phone.heic": (base, "HEIF", {"quality": 80}),
+           "moving.gif": (gif[0], "GIF", {"save_all": True, "append_images": gif[1:]})}
+    for name, (img, fmt, kw) in odd.items():
+        img.save(tmp_path / name, fmt, **kw)
+        report = client.predict(photo=handle_file(str(tmp_path / name)), api_name="/analyze")
+        assert (report["width"], report["height"]) == (320, 240) and isinstance(report["pills"], list), name
+    result = client.predict(items=["123456789", "1' OR '1'='1"], api_name="/check")
+    assert sorted(result["unknown"]) == ["1' OR '1'='1", "123456789"] and not result["warnings"]
+    for items in (["9" * 5000], [str(i) for i in range(500)]):
+        with pytest.raises(AppError, match="at most") as err:
+            client.predict(items=items, api_name="/check")
+        assert "Traceback" not in str(err.value)
+    for text in ("'; DROP TABLE items; --", "%' OR 1=1 --", "가" * 100_000, "\x00\u202e" * 1000):
+        assert isinstance(client.predict(text=text, limit=5, api_name="/search")["results"], list)
+    assert client.predict(items=["999900001", "999900002"], api_name="/check")["warnings"]  # still serving
+
+
 @needs_shared
 @needs_detector
 def test_api_analyze_a_photo(client):
