@@ -97,7 +97,7 @@ class Pipeline:
             if reader:
                 read = reader.read(imprint_crop(rgb, box))
                 texts = [t for t, _ in read.texts]
-                out.append(index.rank(app, texts, lambda cands, r=read: reader.score_many(r, cands)))
+                out.append(index.rank(app, texts, lambda cands, r=read: reader.score_many(r, cands), aspect=read.aspect))
             else:
                 out.append(index.rank(app, []))
         return out

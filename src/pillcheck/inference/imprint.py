@@ -45,6 +45,7 @@ class ImprintRead:
     texts: list[tuple[str, float]]  # distinct non-empty greedy reads with confidence (0..1), best first
     logprobs: list[np.ndarray]  # per one-line variant: T x (1 + len(ALPHABET)) log-probs, column 0 = blank
     lines: list[tuple[np.ndarray, np.ndarray]]  # per orientation: (upper, lower) line log-probs, same layout
+    aspect: float | None = None  # long / short side of the segmented pill (None when segmentation failed)
 
 
 def _encode(texts: list[str], reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -182,9 +183,10 @@ def _text_axis(gray: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np.
     return vec[:, 1], float(ev[1] / max(ev[0], 1e-9))
 
 
-def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
-    """Centre, unit text-direction vector, extent along and across it (px) of the pill in a loose crop, and
-    whether the text may be two lines (a round pill whose strokes show no line direction).
+def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bool, bool]:
+    """Centre, unit text-direction vector, extent along and across it (px) of the pill in a loose crop,
+    whether the text may be two lines (a round pill whose strokes show no line direction), and whether the
+    pill was segmented (False: the numbers describe the whole crop).
 
     Foreground = far (Lab) from the border colour, Otsu; the convex hull of the large parts (a capsule's clear
     half or a white band can match the background, and pills are convex); text runs along the long axis, or
@@ -192,7 +194,7 @@ def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bo
     """
     h, w = rgb.shape[:2]
     fallback = (np.array([w / 2, h / 2]), np.array([1.0, 0.0]) if w >= h else np.array([0.0, 1.0]),
-                float(max(w, h)), float(min(w, h)), max(w, h) < ROUND_ASPECT * min(w, h))
+                float(max(w, h)), float(min(w, h)), max(w, h) < ROUND_ASPECT * min(w, h), False)
     k = min(1.0, 128 / max(h, w))
     small = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(cv2.GaussianBlur(small, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -219,11 +221,11 @@ def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bo
     long_px, short_px = float(np.linalg.norm(long_v)), float(np.linalg.norm(short_v))
     centre, axis = box.mean(0), long_v / (long_px + 1e-9)
     if long_px >= ROUND_ASPECT * short_px:
-        return centre / k, axis, long_px / k, short_px / k, False
+        return centre / k, axis, long_px / k, short_px / k, False, True
     strokes = _text_axis(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), centre, short_px / 2)
     if strokes is None:
-        return centre / k, axis, long_px / k, short_px / k, True
-    return centre / k, strokes[0], long_px / k, short_px / k, strokes[1] < TWO_LINE_RATIO
+        return centre / k, axis, long_px / k, short_px / k, True, True
+    return centre / k, strokes[0], long_px / k, short_px / k, strokes[1] < TWO_LINE_RATIO, True
 
 
 def _band(bgr: np.ndarray, centre: np.ndarray, theta: float, along: float, across: float,
@@ -239,14 +241,16 @@ def _band(bgr: np.ndarray, centre: np.ndarray, theta: float, along: float, acros
     return cv2.warpAffine(bgr, m, (width, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def variants(rgb: np.ndarray) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
-    """Rectified bands (BGR uint8, height 48): one centred line per orientation, and (upper, lower) line pairs.
+def variants(rgb: np.ndarray) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]], float | None]:
+    """Rectified bands (BGR uint8, height 48): one centred line per orientation, and (upper, lower) line pairs;
+    and the pill's aspect ratio (long / short) when it could be segmented.
 
     Orientations: the text direction at 0 and 180 degrees; 90 and 270 too for round pills. Line pairs (for
     imprints like 'HM' over '4') only where the strokes show no direction: on every pill they cost three times
     the one-line bands for +2% top-1 (3 of 130 faces).
     """
-    centre, axis, long_px, short_px, two_lines = _geometry(rgb)
+    centre, axis, long_px, short_px, two_lines, segmented = _geometry(rgb)
+    aspect = long_px / max(short_px, 1e-6) if segmented else None
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     angles = (0, 180, 90, 270) if long_px < ROUND_ASPECT * short_px else (0, 180)
     base = np.degrees(np.arctan2(axis[1], axis[0]))
@@ -264,7 +268,7 @@ def variants(rgb: np.ndarray) -> tuple[list[np.ndarray], list[tuple[np.ndarray, 
         if two_lines:
             upper, lower = (_band(bgr, centre, theta, along, across, *b) for b in TWO_LINES)
             pairs.append((upper, lower))
-    return singles, pairs
+    return singles, pairs, aspect
 
 
 def to_batch(images: list[np.ndarray]) -> np.ndarray:
@@ -310,7 +314,7 @@ class ImprintReader:
         log-prob matrices. A crop too small to hold text reads as nothing."""
         if min(crop_rgb.shape[:2]) < 4:
             return ImprintRead([], [], [])
-        singles, pairs = variants(np.ascontiguousarray(crop_rgb[..., :3]))
+        singles, pairs, aspect = variants(np.ascontiguousarray(crop_rgb[..., :3]))
         bands = singles + [b for pair in pairs for b in pair]
         logprobs = list(self._collapse(self.session.run(None, {self.input_name: to_batch(bands)})[0]))
         one, two = logprobs[: len(singles)], logprobs[len(singles):]
@@ -319,7 +323,7 @@ class ImprintReader:
             text, conf = greedy(lp)
             if text and conf > best.get(text, -1.0):
                 best[text] = conf
-        return ImprintRead(sorted(best.items(), key=lambda kv: -kv[1]), one, list(zip(two[0::2], two[1::2])))
+        return ImprintRead(sorted(best.items(), key=lambda kv: -kv[1]), one, list(zip(two[0::2], two[1::2])), aspect)
 
     @staticmethod
     def score_many(read: ImprintRead, candidates: list[str]) -> np.ndarray:

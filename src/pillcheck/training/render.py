@@ -109,9 +109,10 @@ def render(spec: PillSpec, px_per_mm: float, rng: np.random.Generator) -> np.nda
                  max(1, int(px_per_mm * 0.25)))
     text = normalize_imprint(spec.imprint, fold=False)
     text = "".join(ch for ch in text if ch.isascii())[:8]
-    if text:
-        scale = 0.025 * px_per_mm * min(1.0, 6 / max(3, len(text)))
-        thick = max(1, int(px_per_mm * 0.12))
+    if text:  # real imprints stand about a quarter of the pill's width tall, and never run off its face
+        (tw1, th1), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
+        scale = min(rng.uniform(0.2, 0.3) * min(w, h) / th1, 0.75 * max(w, h) / tw1)
+        thick = max(1, round(scale * rng.uniform(1.2, 2.0)))
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         org = ((w - tw) // 2, (h + th) // 2)
         printed = rng.random() < 0.25
