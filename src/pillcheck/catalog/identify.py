@@ -33,6 +33,9 @@ W_SHAPE, W_COLOUR, W_FORM, W_LINE, W_FUZZY, W_CTC = 1.0, 0.6, 0.8, 0.3, 6.0, 1.5
 W_ASPECT, ASPECT_SIGMA, ASPECT_OUTLIER = 2.0, 0.12, 0.2
 TEMPERATURE = 1.0
 SURE_P, SURE_MARGIN, SURE_IMPRINT = 0.97, 0.90, 1.0
+# A one-character read ('1', 'X', 'O') is as often a fragment of a longer imprint as a whole one: it can rank a
+# product first, never make it sure (every wrong-but-sure answer seen in evaluation came from one).
+SURE_MIN_CHARS = 2
 UNSURE_P = 0.15
 CTC_SHORTLIST = 400
 CTC_FUZZY = 150
@@ -209,16 +212,23 @@ class CandidateIndex:
                           "appearance_logp": round(float(app_lp[i]), 3),
                           **({"ctc": round(float(ctc_scores[i]), 3)} if i in ctc_scores else {})},
             ))
-        status = self.status(cands, fuzzy_best=float(fuzzy[ranked[0][1][1]]) if ranked else 0.0, read_any=read_any)
+        matched = 0  # length of the longest read that is exactly the leading record's face (or both faces)
+        if ranked:
+            i = ranked[0][1][1]
+            faces = {self.front[i], self.back[i], self.both[i]} - {""}
+            matched = max((len(q) for q in map(normalize_imprint, reads) if q in faces), default=0)
+        status = self.status(cands, fuzzy_best=float(fuzzy[ranked[0][1][1]]) if ranked else 0.0, read_any=read_any,
+                             matched_chars=matched)
         return Identification(cands, status, " | ".join(t for t in reads if t), app.to_dict() if app else {})
 
     @staticmethod
-    def status(cands: list[Candidate], fuzzy_best: float, read_any: bool) -> str:
+    def status(cands: list[Candidate], fuzzy_best: float, read_any: bool, matched_chars: int = 0) -> str:
         """sure only when the imprint agrees and one product clearly leads; never from colour/shape alone."""
         if not cands:
             return "unknown"
         p1 = cands[0].score
         p2 = cands[1].score if len(cands) > 1 else 0.0
-        if read_any and fuzzy_best >= SURE_IMPRINT and p1 >= SURE_P and p1 - p2 >= SURE_MARGIN:
+        if (read_any and fuzzy_best >= SURE_IMPRINT and matched_chars >= SURE_MIN_CHARS and p1 >= SURE_P
+                and p1 - p2 >= SURE_MARGIN):
             return "sure"
         return "unsure" if p1 >= UNSURE_P else "unknown"
