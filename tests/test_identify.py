@@ -74,3 +74,26 @@ def test_aspect_ratio_evidence(pipe):
     assert round_pill[is_round].mean() > round_pill[is_long].mean() + 1.0
     assert oblong[is_long].mean() > oblong[is_round].mean() + 1.0
     assert not index.aspect_logp(None).any()  # nothing measured: no evidence either way
+
+
+def test_size_evidence_and_photo_scale(pipe):
+    from pillcheck.catalog.identify import Candidate, Identification
+    from pillcheck.pipeline import photo_scale
+
+    index = pipe.catalog.candidates
+    ten_mm = index.size_logp(100.0, 10.0)  # 100 px long at 10 px/mm
+    assert ten_mm[np.abs(index.length_mm - 10) < 0.2].mean() > ten_mm[np.abs(index.length_mm - 20) < 0.5].mean() + 1
+    assert not index.size_logp(100.0, None).any()
+
+    con = pipe.catalog.cursor()
+    (a, la), (b, lb) = con.execute(
+        "SELECT item_seq, leng_long FROM appearance WHERE leng_long > 5 ORDER BY item_seq LIMIT 2").fetchall()
+
+    def named(seq: str, p: float) -> Identification:
+        return Identification([Candidate(seq, "x", None, p, "-", None, None)], "unsure", "")
+
+    idents = [named(a, 0.9), named(b, 0.8), named(a, 0.1)]
+    lengths = [12.0 * float(la), 12.0 * float(lb), 5.0 * float(la)]  # the first two agree: 12 px per mm
+    assert photo_scale(idents, lengths, index, skip=2) == pytest.approx(12.0)
+    assert photo_scale(idents, lengths, index, skip=0) == pytest.approx(12.0)  # the unsure third does not count
+    assert photo_scale(idents[2:], lengths[2:], index, skip=0) is None  # nobody else to measure with

@@ -310,20 +310,24 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
         rows = list(csv.DictReader(f))
     pipe = _pipeline(args)
     stats: dict[str, dict] = {}
+    by_image: dict[str, list[dict]] = {}
     for row in rows[: args.limit or None]:
-        rgb = images.load(labels.parent / row["image"])
-        box = [float(row[k]) for k in ("x1", "y1", "x2", "y2")]
-        (ident,) = pipe.identify(rgb, Detections([box], [1.0], [0]))
-        seqs = [c.item_seq for c in ident.candidates]
-        for subset in ["all"] + ([row["subset"]] if row.get("subset") else []):
-            s = stats.setdefault(subset, {"pills": 0, "top1": 0, "top5": 0, "sure": 0, "wrong_but_sure": 0,
-                                          "unknown": 0})
-            s["pills"] += 1
-            s["top1"] += bool(seqs[:1] == [row["item_seq"]])
-            s["top5"] += row["item_seq"] in seqs[:5]
-            s["sure"] += ident.status == "sure"
-            s["unknown"] += ident.status == "unknown"
-            s["wrong_but_sure"] += ident.status == "sure" and seqs[:1] != [row["item_seq"]]
+        by_image.setdefault(row["image"], []).append(row)
+    for image, pills in by_image.items():  # all pills of a photo together, as analyze sees them
+        rgb = images.load(labels.parent / image)
+        boxes = [[float(row[k]) for k in ("x1", "y1", "x2", "y2")] for row in pills]
+        idents = pipe.identify(rgb, Detections(boxes, [1.0] * len(boxes), [0] * len(boxes)))
+        for row, ident in zip(pills, idents):
+            seqs = [c.item_seq for c in ident.candidates]
+            for subset in ["all"] + ([row["subset"]] if row.get("subset") else []):
+                s = stats.setdefault(subset, {"pills": 0, "top1": 0, "top5": 0, "sure": 0, "wrong_but_sure": 0,
+                                              "unknown": 0})
+                s["pills"] += 1
+                s["top1"] += bool(seqs[:1] == [row["item_seq"]])
+                s["top5"] += row["item_seq"] in seqs[:5]
+                s["sure"] += ident.status == "sure"
+                s["unknown"] += ident.status == "unknown"
+                s["wrong_but_sure"] += ident.status == "sure" and seqs[:1] != [row["item_seq"]]
     result = {}
     for subset, s in stats.items():
         n = max(s["pills"], 1)
@@ -347,7 +351,7 @@ def cmd_build_identify_set(args: argparse.Namespace) -> int:
     cut_dir = Path(args.work) / "cutouts"
     build_cutouts(Path(args.shared), cut_dir, cat.path)
     labels = identify_set.build(Path(args.out), records, cut_dir, n_photo=args.photo, n_rendered=args.rendered,
-                                seed=args.seed)
+                                n_multi=args.multi, seed=args.seed)
     print(f"wrote {labels}")
     return 0
 
@@ -470,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     eb.add_argument("--work", type=Path, default=config.REPO_ROOT / "work")
     eb.add_argument("--photo", type=int, default=300)
     eb.add_argument("--rendered", type=int, default=200)
+    eb.add_argument("--multi", type=int, default=60, help="photos with 3-6 pills at true relative size")
     eb.add_argument("--seed", type=int, default=0)
     _db_arg(eb)
     eb.set_defaults(func=cmd_build_identify_set)

@@ -84,22 +84,37 @@ class Pipeline:
         return open_catalog(self.db)
 
     def identify(self, rgb: np.ndarray, det: Detections) -> list[Identification]:
-        """Identify every detected pill: one batched appearance run, one imprint read per pill, then ranking."""
+        """Identify every detected pill: one batched appearance run, one imprint read per pill, then ranking.
+
+        With several pills in one photo, their sizes are evidence too: pills lie at about the same distance from
+        the camera, so the pills already named fairly surely give the photo's pixels per mm, and each pill is
+        ranked again with the length that scale implies (5 mg and 15 mg tablets often share the front code)."""
         if not len(det):
             return []
-        crops = [crop(rgb, box) for box in det.xyxy]
         app_model = models.appearance(self.models_dir / "appearance.onnx")
-        apps = app_model(crops) if app_model else [None] * len(crops)
+        apps = app_model([crop(rgb, box) for box in det.xyxy]) if app_model else [None] * len(det)
         reader = models.imprint(self.models_dir / "imprint_rec.onnx")
         index = self.catalog.candidates
-        out = []
-        for box, app in zip(det.xyxy, apps):
-            if reader:
-                read = reader.read(imprint_crop(rgb, box))
-                texts = [t for t, _ in read.texts]
-                out.append(index.rank(app, texts, lambda cands, r=read: reader.score_many(r, cands), aspect=read.aspect))
-            else:
-                out.append(index.rank(app, []))
+        if not reader:
+            return [index.rank(app, []) for app in apps]
+        reads, lengths = [], []
+        for box in det.xyxy:
+            pixels, k = imprint_crop(rgb, box)
+            read = reader.read(pixels)
+            reads.append(read)
+            lengths.append(read.length_px / k if read.length_px else None)
+
+        def rank(i: int, size: tuple[float, float] | None = None) -> Identification:
+            read = reads[i]
+            return index.rank(apps[i], [t for t, _ in read.texts], lambda cands: reader.score_many(read, cands),
+                              aspect=read.aspect, size=size)
+
+        first = [rank(i) for i in range(len(det))]
+        out = list(first)
+        for i in range(len(det)):
+            scale = photo_scale(first, lengths, index, skip=i)
+            if scale and lengths[i]:
+                out[i] = rank(i, (lengths[i], scale))
         return out
 
     def analyze(self, photo: bytes | str | Path | np.ndarray | images.Decoded, my_meds: list[str] | None = None,
@@ -134,9 +149,11 @@ class Pipeline:
         return Report(*photo.size, pills, result, meds, self.catalog.data, timings)
 
 
-def imprint_crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.08, max_side: int = 320) -> np.ndarray:
+def imprint_crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.08, max_side: int = 320
+                 ) -> tuple[np.ndarray, float]:
     """The pill with a small margin around the detector box, at full resolution up to ``max_side`` pixels
-    (the recognizer reads 48-px-high lines; a 600-px pill from a 12 MP photo only costs time)."""
+    (the recognizer reads 48-px-high lines; a 600-px pill from a 12 MP photo only costs time), and the
+    scale of the crop (its pixels per photo pixel)."""
     x1, y1, x2, y2 = box
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
     h, w = rgb.shape[:2]
@@ -146,7 +163,28 @@ def imprint_crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.08, max_sid
     if k < 1:
         out = cv2.resize(out, (max(1, round(out.shape[1] * k)), max(1, round(out.shape[0] * k))),
                          interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(out)
+    return np.ascontiguousarray(out), min(k, 1.0)
+
+
+ANCHOR_P = 0.5  # a pill named at least this surely helps measure the photo's scale for the others
+
+
+def photo_scale(idents: list[Identification], lengths: list[float | None], index, skip: int) -> float | None:
+    """Pixels per mm of the photo from the other pills' best candidates (weighted median of length_px / mm),
+    None without any. The pill being ranked never measures its own scale."""
+    pairs = []
+    for j, (ident, length) in enumerate(zip(idents, lengths)):
+        best = ident.best
+        if j == skip or not length or best is None or best.score < ANCHOR_P:
+            continue
+        mm = index.length_of(best.item_seq)
+        if mm:
+            pairs.append((length / mm, best.score))
+    if not pairs:
+        return None
+    pairs.sort()
+    weights = np.cumsum([w for _, w in pairs])
+    return float(pairs[int(np.searchsorted(weights, weights[-1] / 2))][0])
 
 
 _default: Pipeline | None = None

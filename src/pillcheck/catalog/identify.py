@@ -31,6 +31,8 @@ W_SHAPE, W_COLOUR, W_FORM, W_LINE, W_FUZZY, W_CTC = 1.0, 0.6, 0.8, 0.3, 6.0, 1.5
 # Aspect ratio (long/short) of the segmented pill vs the catalog's size in mm: log-ratio error ~N(0, ASPECT_SIGMA)
 # for most pills, a heavy tail (tilt, occlusion, failed segmentation: p90 error 0.59 on the evaluation photos).
 W_ASPECT, ASPECT_SIGMA, ASPECT_OUTLIER = 2.0, 0.12, 0.2
+# Length (mm) implied by the photo's scale, which other identified pills in the same photo give (``rank(size=)``).
+W_SIZE, SIZE_SIGMA, SIZE_OUTLIER = 2.0, 0.10, 0.2
 TEMPERATURE = 1.0
 SURE_P, SURE_MARGIN, SURE_IMPRINT = 0.97, 0.90, 1.0
 # A one-character read ('1', 'X', 'O') is as often a fragment of a longer imprint as a whole one: it can rank a
@@ -77,12 +79,30 @@ def _eps_log(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, 1e-4, 1.0))
 
 
-def _ratio(long_mm, short_mm) -> float:
+def _robust_logp(measured: float | None, expected: np.ndarray, sigma: float, outlier: float) -> np.ndarray:
+    """log((1 - outlier) N(log measured - log expected; 0, sigma) + outlier), scaled so a perfect match is 0: most
+    measurements are close, some are far off (tilt, occlusion, failed segmentation). Records without the
+    quantity get a neutral value (as if about one sigma off); no measurement gives no evidence."""
+    if measured is None or not np.isfinite(measured) or measured <= 0:
+        return np.zeros(len(expected), np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = np.log(measured) - np.log(expected)
+    lp = np.log((1 - outlier) * np.exp(-0.5 * (err / sigma) ** 2) + outlier)
+    return np.where(np.isfinite(lp), lp, np.log(outlier + (1 - outlier) * 0.6)).astype(np.float32)
+
+
+def _mm(value) -> float:
+    """A catalog size in mm, NaN when missing or not positive."""
     try:
-        a, b = float(long_mm), float(short_mm)
+        v = float(value)
     except (TypeError, ValueError):
         return float("nan")
-    return max(a, b) / min(a, b) if min(a, b) > 0 else float("nan")
+    return v if v > 0 else float("nan")
+
+
+def _ratio(long_mm, short_mm) -> float:
+    a, b = _mm(long_mm), _mm(short_mm)
+    return max(a, b) / min(a, b) if np.isfinite(a + b) else float("nan")
 
 
 class CandidateIndex:
@@ -110,6 +130,7 @@ class CandidateIndex:
         self.front_raw = [normalize_imprint(r[4], fold=False) for r in rows]
         self.back_raw = [normalize_imprint(r[5], fold=False) for r in rows]
         self.aspect = np.array([_ratio(r[14], r[15]) for r in rows], np.float32)  # NaN: size unknown
+        self.length_mm = np.array([np.fmax(_mm(r[14]), _mm(r[15])) for r in rows], np.float32)
         self.blank_front = np.array([not s for s in self.front])
         self.blank_back = np.array([not s for s in self.back])
 
@@ -133,14 +154,20 @@ class CandidateIndex:
         back = W_COLOUR * colour(self.colour_back) + W_LINE * line_lp(self.line_back)
         return (lp + np.maximum(front, back)).astype(np.float32)
 
+    def length_of(self, item_seq: str) -> float | None:
+        """A product's long side in mm (its first record), None when the catalog has no size."""
+        i = np.flatnonzero(self.item_seq == item_seq)
+        return float(self.length_mm[i[0]]) if len(i) and np.isfinite(self.length_mm[i[0]]) else None
+
     def aspect_logp(self, aspect: float | None) -> np.ndarray:
-        """Per record log-likelihood (0 at a perfect match) of the measured long/short ratio; robust to outliers,
-        neutral for records without a size and when nothing was measured."""
-        if aspect is None or not np.isfinite(aspect) or aspect <= 0:
+        """Per record log-likelihood (0 at a perfect match) of the measured long/short ratio."""
+        return _robust_logp(aspect, self.aspect, ASPECT_SIGMA, ASPECT_OUTLIER)
+
+    def size_logp(self, length_px: float | None, px_per_mm: float | None) -> np.ndarray:
+        """Per record log-likelihood of the pill's long side in mm, at the photo's scale."""
+        if not length_px or not px_per_mm:
             return np.zeros(len(self.rows), np.float32)
-        err = np.log(aspect) - np.log(self.aspect)
-        lp = np.log((1 - ASPECT_OUTLIER) * np.exp(-0.5 * (err / ASPECT_SIGMA) ** 2) + ASPECT_OUTLIER)
-        return np.where(np.isfinite(lp), lp, np.log(ASPECT_OUTLIER + (1 - ASPECT_OUTLIER) * 0.6)).astype(np.float32)
+        return _robust_logp(length_px / px_per_mm, self.length_mm, SIZE_SIGMA, SIZE_OUTLIER)
 
     def imprint_fuzzy(self, reads: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Best fuzzy similarity (0..1) of any read to each record's front or back; which face matched."""
@@ -160,9 +187,13 @@ class CandidateIndex:
         return best, face
 
     def rank(self, app: Appearance | None, reads: list[str], ctc: Callable[[list[str]], np.ndarray] | None = None,
-             k: int = 5, allowed: np.ndarray | None = None, aspect: float | None = None) -> Identification:
-        """Top-k products with probabilities and the status (sure / unsure / unknown)."""
+             k: int = 5, allowed: np.ndarray | None = None, aspect: float | None = None,
+             size: tuple[float, float] | None = None) -> Identification:
+        """Top-k products with probabilities and the status (sure / unsure / unknown). ``aspect``: the pill's
+        measured long/short ratio; ``size``: its long side in pixels and the photo's pixels per mm."""
         app_lp = self.appearance_logp(app) + W_ASPECT * self.aspect_logp(aspect)
+        if size is not None:
+            app_lp = app_lp + W_SIZE * self.size_logp(*size)
         score = app_lp
         fuzzy, face = self.imprint_fuzzy(reads)
         read_any = any(normalize_imprint(t) for t in reads)

@@ -46,6 +46,7 @@ class ImprintRead:
     logprobs: list[np.ndarray]  # per one-line variant: T x (1 + len(ALPHABET)) log-probs, column 0 = blank
     lines: list[tuple[np.ndarray, np.ndarray]]  # per orientation: (upper, lower) line log-probs, same layout
     aspect: float | None = None  # long / short side of the segmented pill (None when segmentation failed)
+    length_px: float | None = None  # its long side in pixels of the crop that was read (None likewise)
 
 
 def _encode(texts: list[str], reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -241,16 +242,17 @@ def _band(bgr: np.ndarray, centre: np.ndarray, theta: float, along: float, acros
     return cv2.warpAffine(bgr, m, (width, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def variants(rgb: np.ndarray) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]], float | None]:
+def variants(rgb: np.ndarray) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]], float | None,
+                                        float | None]:
     """Rectified bands (BGR uint8, height 48): one centred line per orientation, and (upper, lower) line pairs;
-    and the pill's aspect ratio (long / short) when it could be segmented.
+    and the pill's aspect ratio (long / short) and long side in pixels when it could be segmented.
 
     Orientations: the text direction at 0 and 180 degrees; 90 and 270 too for round pills. Line pairs (for
     imprints like 'HM' over '4') only where the strokes show no direction: on every pill they cost three times
     the one-line bands for +2% top-1 (3 of 130 faces).
     """
     centre, axis, long_px, short_px, two_lines, segmented = _geometry(rgb)
-    aspect = long_px / max(short_px, 1e-6) if segmented else None
+    aspect, length = (long_px / max(short_px, 1e-6), long_px) if segmented else (None, None)
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     angles = (0, 180, 90, 270) if long_px < ROUND_ASPECT * short_px else (0, 180)
     base = np.degrees(np.arctan2(axis[1], axis[0]))
@@ -268,7 +270,7 @@ def variants(rgb: np.ndarray) -> tuple[list[np.ndarray], list[tuple[np.ndarray, 
         if two_lines:
             upper, lower = (_band(bgr, centre, theta, along, across, *b) for b in TWO_LINES)
             pairs.append((upper, lower))
-    return singles, pairs, aspect
+    return singles, pairs, aspect, length
 
 
 def to_batch(images: list[np.ndarray]) -> np.ndarray:
@@ -314,7 +316,7 @@ class ImprintReader:
         log-prob matrices. A crop too small to hold text reads as nothing."""
         if min(crop_rgb.shape[:2]) < 4:
             return ImprintRead([], [], [])
-        singles, pairs, aspect = variants(np.ascontiguousarray(crop_rgb[..., :3]))
+        singles, pairs, aspect, length = variants(np.ascontiguousarray(crop_rgb[..., :3]))
         bands = singles + [b for pair in pairs for b in pair]
         logprobs = list(self._collapse(self.session.run(None, {self.input_name: to_batch(bands)})[0]))
         one, two = logprobs[: len(singles)], logprobs[len(singles):]
@@ -323,7 +325,8 @@ class ImprintReader:
             text, conf = greedy(lp)
             if text and conf > best.get(text, -1.0):
                 best[text] = conf
-        return ImprintRead(sorted(best.items(), key=lambda kv: -kv[1]), one, list(zip(two[0::2], two[1::2])), aspect)
+        return ImprintRead(sorted(best.items(), key=lambda kv: -kv[1]), one, list(zip(two[0::2], two[1::2])), aspect,
+                           length)
 
     @staticmethod
     def score_many(read: ImprintRead, candidates: list[str]) -> np.ndarray:

@@ -3,7 +3,9 @@
 Format (what `pillcheck eval identify` reads): ``DIR/labels.csv`` with columns
 ``image,x1,y1,x2,y2,item_seq,subset`` (one row per pill, boxes in pixels of ``DIR/<image>``), images beside it.
 ``subset`` is ``photo`` (a real face cut from an official photo of a product held out of all training) or
-``rendered`` (a held-out product with no photo, drawn from its catalog record).
+``rendered`` (a held-out product with no photo, drawn from its catalog record), one pill per image; or
+``multi-photo`` / ``multi-rendered``: the same kinds of pills, 3-6 per image at their true relative sizes (as on
+a table), where the sizes of the pills named first help name the others.
 """
 
 from __future__ import annotations
@@ -19,34 +21,66 @@ from pillcheck.training.scenes import procedural_background
 from pillcheck.training.splits import is_held_out
 
 
-def place(sprite: np.ndarray, rng: np.random.Generator, long_px: float) -> tuple[np.ndarray, list[float]]:
-    """One pill on a background, rotated, at ``long_px`` pixels long, with phone-like light, blur, noise, JPEG."""
-    s = long_px / max(sprite.shape[:2])
-    sprite = cv2.resize(sprite, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+def _rotated(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The RGBA sprite turned by a random angle on a transparent square that holds it whole."""
     h, w = sprite.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(0, 360), 1.0)
     side = int(np.hypot(h, w)) + 4
     m[:, 2] += (side - w) / 2, (side - h) / 2
-    sprite = cv2.warpAffine(sprite, m, (side, side), borderValue=(0, 0, 0, 0))
-    size = int(side * rng.uniform(1.6, 2.4))
-    img = procedural_background(size, size, rng).astype(np.float32)
-    ox, oy = int(rng.integers(0, size - side)), int(rng.integers(0, size - side))
+    return cv2.warpAffine(sprite, m, (side, side), borderValue=(0, 0, 0, 0))
+
+
+def _paste(img: np.ndarray, sprite: np.ndarray, ox: int, oy: int) -> list[float]:
+    """Alpha-blend ``sprite`` onto the float image at (ox, oy); the pill's tight box."""
+    side_h, side_w = sprite.shape[:2]
     a = sprite[..., 3:4].astype(np.float32) / 255
-    region = img[oy: oy + side, ox: ox + side]
+    region = img[oy: oy + side_h, ox: ox + side_w]
     region[:] = region * (1 - a) + sprite[..., :3] * a
-    img *= np.array([rng.uniform(0.85, 1.15), 1.0, rng.uniform(0.85, 1.15)], np.float32) * rng.uniform(0.7, 1.15)
+    ys, xs = np.nonzero(sprite[..., 3] > 127)
+    return [float(ox + xs.min()), float(oy + ys.min()), float(ox + xs.max() + 1), float(oy + ys.max() + 1)]
+
+
+def _camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Phone-like light colour and level, blur, noise and JPEG."""
+    img = img * (np.array([rng.uniform(0.85, 1.15), 1.0, rng.uniform(0.85, 1.15)], np.float32) * rng.uniform(0.7, 1.15))
     img = np.clip(img, 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
     img = np.clip(img + rng.normal(0, rng.uniform(1, 5), img.shape), 0, 255).astype(np.uint8)
-    ys, xs = np.nonzero(sprite[..., 3] > 127)
-    box = [float(ox + xs.min()), float(oy + ys.min()), float(ox + xs.max() + 1), float(oy + ys.max() + 1)]
     ok, enc = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 95))])
-    return cv2.cvtColor(cv2.imdecode(enc, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), box
+    return cv2.cvtColor(cv2.imdecode(enc, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def place(sprite: np.ndarray, rng: np.random.Generator, long_px: float) -> tuple[np.ndarray, list[float]]:
+    """One pill on a background, rotated, at ``long_px`` pixels long, with phone-like light, blur, noise, JPEG."""
+    s = long_px / max(sprite.shape[:2])
+    sprite = _rotated(cv2.resize(sprite, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR),
+                      rng)
+    side = sprite.shape[0]
+    size = int(side * rng.uniform(1.6, 2.4))
+    img = procedural_background(size, size, rng).astype(np.float32)
+    box = _paste(img, sprite, int(rng.integers(0, size - side)), int(rng.integers(0, size - side)))
+    return _camera(img, rng), box
+
+
+def table(sprites: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, list[list[float]]]:
+    """Several pills (RGBA, already at one common pixels-per-mm) apart from each other on one background, each
+    in its own cell of a grid, rotated and jittered; with the camera effects of ``place``."""
+    turned = [_rotated(s, rng) for s in sprites]
+    cell = int(max(t.shape[0] for t in turned) * 1.15)
+    cols = int(np.ceil(np.sqrt(len(turned))))
+    rows = int(np.ceil(len(turned) / cols))
+    img = procedural_background(rows * cell, cols * cell, rng).astype(np.float32)
+    boxes = []
+    for k, t in enumerate(turned):
+        r, c = divmod(k, cols)
+        slack = cell - t.shape[0]
+        boxes.append(_paste(img, t, c * cell + int(rng.integers(0, slack + 1)), r * cell + int(rng.integers(0, slack + 1))))
+    return _camera(img, rng), boxes
 
 
 def build(out: Path, records: dict[str, dict], cut_dir: Path, *, n_photo: int = 300, n_rendered: int = 200,
-          seed: int = 0) -> Path:
+          n_multi: int = 60, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     with open(cut_dir / "index.csv", encoding="utf-8") as f:
@@ -68,6 +102,26 @@ def build(out: Path, records: dict[str, dict], cut_dir: Path, *, n_photo: int = 
         name = f"rendered_{k:04d}.jpg"
         cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
         rows.append([name, *[round(v, 1) for v in box], rec["item_seq"], "rendered"])
+    multi_rng = np.random.default_rng(seed + 1)  # its own stream: the single-pill images stay as they were
+    for k in range(n_multi):
+        ppm = multi_rng.uniform(8, 16)  # pixels per mm of this photo
+        sprites, labels = [], []
+        for _ in range(int(multi_rng.integers(3, 7))):
+            if multi_rng.random() < 0.6:
+                r = cuts[int(multi_rng.integers(len(cuts)))]
+                rgba = cv2.cvtColor(cv2.imread(str(cut_dir / r["file"]), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+                f = ppm / float(r["px_per_mm"])
+                sprites.append(cv2.resize(rgba, None, fx=f, fy=f, interpolation=cv2.INTER_AREA))
+                labels.append((r["item_seq"], "multi-photo"))
+            else:
+                rec = records[pool[int(multi_rng.integers(len(pool)))]]
+                side = "front" if multi_rng.random() < 0.6 else "back"
+                sprites.append(render(spec_from_record(rec, multi_rng, side), ppm, multi_rng))
+                labels.append((rec["item_seq"], "multi-rendered"))
+        img, boxes = table(sprites, multi_rng)
+        name = f"multi_{k:04d}.jpg"
+        cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        rows.extend([name, *[round(v, 1) for v in box], seq, subset] for box, (seq, subset) in zip(boxes, labels))
     with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["image", "x1", "y1", "x2", "y2", "item_seq", "subset"])
