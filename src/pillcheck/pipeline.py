@@ -104,10 +104,17 @@ class Pipeline:
             reads.append(read)
             lengths.append(read.length_px / k if read.length_px else None)
 
+        scored: list[dict[str, float]] = [{} for _ in reads]  # CTC scores per pill, reused by the second pass
+
+        def ctc(i: int, cands: list[str]) -> np.ndarray:
+            todo = [c for c in cands if c not in scored[i]]
+            if todo:
+                scored[i].update(zip(todo, map(float, reader.score_many(reads[i], todo))))
+            return np.array([scored[i][c] for c in cands])
+
         def rank(i: int, size: tuple[float, float] | None = None) -> Identification:
-            read = reads[i]
-            return index.rank(apps[i], [t for t, _ in read.texts], lambda cands: reader.score_many(read, cands),
-                              aspect=read.aspect, size=size)
+            return index.rank(apps[i], [t for t, _ in reads[i].texts], lambda cands: ctc(i, cands),
+                              aspect=reads[i].aspect, size=size)
 
         first = [rank(i) for i in range(len(det))]
         out = list(first)

@@ -127,6 +127,11 @@ class CandidateIndex:
         self.front = [r[6] or "" for r in rows]
         self.back = [r[7] or "" for r in rows]
         self.both = [f + b for f, b in zip(self.front, self.back)]  # both faces read as one string
+        # fuzzy matching runs once per distinct string (front, back and both share one vocabulary)
+        vocab: dict[str, int] = {}
+        self._faces = np.array([[vocab.setdefault(x, len(vocab)) for x in col] for col in (self.front, self.back, self.both)])
+        self._vocab = list(vocab)
+        self._similar: dict[str, np.ndarray] = {}  # read -> similarity to every vocabulary string (bounded)
         self.front_raw = [normalize_imprint(r[4], fold=False) for r in rows]
         self.back_raw = [normalize_imprint(r[5], fold=False) for r in rows]
         self.aspect = np.array([_ratio(r[14], r[15]) for r in rows], np.float32)  # NaN: size unknown
@@ -177,9 +182,13 @@ class CandidateIndex:
             q = normalize_imprint(text)
             if not q:
                 continue
-            f = process.cdist([q], self.front, scorer=fuzz.ratio, dtype=np.uint8, workers=1)[0] / 100
-            b = process.cdist([q], self.back, scorer=fuzz.ratio, dtype=np.uint8, workers=1)[0] / 100
-            both = process.cdist([q], self.both, scorer=fuzz.ratio, dtype=np.uint8, workers=1)[0] / 100
+            sims = self._similar.get(q)
+            if sims is None:
+                if len(self._similar) > 1024:
+                    self._similar.clear()
+                sims = self._similar[q] = process.cdist([q], self._vocab, scorer=fuzz.ratio, dtype=np.uint8,
+                                                        workers=1)[0] / np.float32(100)
+            f, b, both = sims[self._faces]
             s = np.maximum(np.maximum(f, b), both)
             better = s > best
             face[better] = np.where(f[better] >= b[better], 0, 1)
