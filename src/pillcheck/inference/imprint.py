@@ -1,16 +1,16 @@
-"""Imprint reader: PP-OCRv4 text recognition (ONNX) on rectified bands of one pill crop, plus CTC scoring.
+"""Imprint reader: PP-OCR text recognition (ONNX) on rectified bands of one pill crop, plus CTC scoring.
 
 General OCR runs a text detector at several rotations and costs seconds per pill. The pill already says where
 its text is: across the middle, along the long axis (on a round pill, along its strokes). So the crop is
 rectified and a few bands (0/180 degrees; 0/90/180/270 for round pills) go through the recognizer in one
 batch, without a text detector. The imprint vocabulary is closed (the catalog), so besides greedy reads the
 reader scores any candidate string by its CTC likelihood, which uses everything the recognizer saw, not only
-its best path: on the official reference photos that ranks the true imprint first among the catalog's
-~13k distinct strings more often than the greedy read is exact (61% vs 54%), and in the top 10 for 69%.
+its best path: on faces from the official reference photos that ranks the true imprint first among the
+catalog's ~13k distinct strings more often than the greedy read is exact (69% vs 63%).
 
-Model: ``ch_PP-OCRv4_rec_infer.onnx`` (PaddleOCR, Apache-2.0) from the ``rapidocr-onnxruntime`` 1.4.4 wheel;
-its character list is in the ONNX metadata (``character``). It has no Hangul, so only Latin letters and digits
-are read and scored; candidates with other characters score ``-inf``.
+Model: ``PP-OCRv6_rec_small.onnx`` (PaddleOCR, Apache-2.0) from the ``rapidocr`` 3.10.0 wheel (see
+models/MODEL_CARD.md); its character list is in the ONNX metadata (``character``). It has no Hangul, so only
+Latin letters and digits are read and scored; candidates with other characters score ``-inf``.
 """
 
 from __future__ import annotations
