@@ -81,3 +81,29 @@ def test_12mp_photo_reported_in_full_size_pixels(demo_db):
     boxes = np.array([p.box for p in report.pills])
     assert len(boxes) == len(truth)
     assert (iou_matrix(truth, boxes).max(1) >= 0.5).all()
+
+
+def test_small_pills_in_a_big_photo_are_read_at_full_size(demo_db, monkeypatch):
+    """Detection runs on the half-size decode; pills that small there are identified on the full-size photo."""
+    small, truth = table_with_pills(1000, 750)  # pills ~40-70 px at half size
+    canvas = np.zeros((3000, 4000, 3), np.uint8)
+    canvas[:] = small[5, 5]
+    canvas[1000:1750, 1500:2500] = small
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, format="JPEG", quality=90)
+    pipe = Pipeline(db=demo_db)
+    seen = []
+    real = Pipeline.identify
+    monkeypatch.setattr(Pipeline, "identify", lambda self, rgb, det: seen.append((rgb.shape, det.xyxy)) or real(self, rgb, det))
+    report = pipe.analyze(buf.getvalue())
+    (shape, boxes), = seen
+    assert shape == (3000, 4000, 3)
+    # boxes moved to full size (loosely: pills ~12 px wide at the detector's 416 px input are found, not tightly boxed)
+    assert (iou_matrix(truth + [1500, 1000, 1500, 1000], boxes).max(1) >= 0.3).all()
+    assert len(report.pills) == 4 and report.width == 4000
+    big, _ = table_with_pills(4000, 3000)  # pills ~170 px at half size: read there
+    seen.clear()
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, format="JPEG", quality=90)
+    pipe.analyze(buf.getvalue())
+    assert seen[0][0] == (1500, 2000, 3)

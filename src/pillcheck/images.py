@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +41,16 @@ class Decoded:
 
     rgb: np.ndarray
     size: tuple[int, int]
+    data: bytes | None = field(default=None, repr=False)  # the encoded photo, to decode it again at full size
 
     @property
     def scale(self) -> float:
         """Full-resolution pixels per pixel of ``rgb`` (1.0 when decoded at full size)."""
         return self.size[0] / self.rgb.shape[1]
+
+    def full(self) -> Decoded:
+        """The photo at full resolution (itself when it already is, or when its bytes were not kept)."""
+        return decode(self.data) if self.scale > 1 and self.data is not None else self
 
 
 def load(source: bytes | str | Path, **kw) -> np.ndarray:
@@ -94,7 +99,7 @@ def decode(source: bytes | str | Path, *, min_side: int | None = None, max_bytes
     decoded_w = img.size[0]
     rgb = to_rgb(img)
     turned = rgb.shape[1] != decoded_w  # EXIF rotated it by 90 degrees
-    return Decoded(rgb, (h, w) if turned else (w, h))
+    return Decoded(rgb, (h, w) if turned else (w, h), data)
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:
