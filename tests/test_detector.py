@@ -18,6 +18,10 @@ from pillcheck.metrics import iou_matrix
 from pillcheck.training.scenes import table_with_pills
 
 MODEL = config.MODELS_DIR / "detector.onnx"
+# The test photos are drawn (flat table, flat pills): the trained model is less sure of them than of real photos
+# (one drawn yellow tablet scores ~0.35, the default threshold). These tests check where boxes land, so they run
+# below it; accuracy at the default threshold is measured on real photos (models/MODEL_CARD.md).
+TOY_CONF = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,7 @@ def assert_found(det: Detections, truth: np.ndarray, min_iou: float = 0.5) -> No
 
 def test_boxes_land_on_the_pills(detector):
     img, truth = table_with_pills()
-    assert_found(detector(img), truth)
+    assert_found(detector(img, conf=TOY_CONF), truth)
 
 
 def test_exif_rotated_photo_gives_upright_boxes(detector):
@@ -50,21 +54,21 @@ def test_exif_rotated_photo_gives_upright_boxes(detector):
     Image.fromarray(np.ascontiguousarray(stored)).save(buf, format="JPEG", quality=95, exif=exif)
     upright = images.load(buf.getvalue())
     assert upright.shape == img.shape
-    assert_found(detector(upright), truth)
+    assert_found(detector(upright, conf=TOY_CONF), truth)
 
 
 def test_non_square_and_12mp(detector):
     wide, truth = table_with_pills(1200, 400)
-    assert_found(detector(wide), truth)
+    assert_found(detector(wide, conf=TOY_CONF), truth)
     big, truth = table_with_pills(4000, 3000)
-    det = detector(big)
+    det = detector(big, conf=TOY_CONF)
     assert_found(det, truth)
     assert det.xyxy.max() > 1000  # original pixels, not model pixels
 
 
 def test_tiny_image(detector):
     img, truth = table_with_pills(160, 120)
-    assert_found(detector(img), truth)
+    assert_found(detector(img, conf=TOY_CONF), truth)
 
 
 def test_empty_table_gives_no_pills(detector):
@@ -109,10 +113,11 @@ def test_12mp_jpeg_decoded_at_working_size_boxes_in_full_pixels(detector, tmp_pa
     small = io.BytesIO()
     Image.fromarray(img[:1000, :1400]).save(small, format="JPEG")
     assert images.decode(small.getvalue(), min_side=images.WORKING_SIDE).rgb.shape == (1000, 1400, 3)  # too small
-    assert_found(detector(photo.rgb).scaled(photo.scale), truth)
+    assert_found(detector(photo.rgb, conf=TOY_CONF).scaled(photo.scale), truth)
     path = tmp_path / "big.jpg"
     path.write_bytes(buf.getvalue())
-    out = subprocess.run([sys.executable, "-m", "pillcheck.cli", "detect", str(path), "--json"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "pillcheck.cli", "detect", str(path), "--json",
+                          "--conf", str(TOY_CONF)], capture_output=True,
                          text=True, check=True)
     (res,) = json.loads(out.stdout)
     assert (res["width"], res["height"]) == (4000, 3000)

@@ -17,6 +17,8 @@ from pillcheck.pipeline import Pipeline
 from pillcheck.safety.dur import Profile
 from pillcheck.training.scenes import table_with_pills
 
+from .test_detector import TOY_CONF
+
 
 @pytest.fixture(scope="module")
 def photo() -> bytes:
@@ -27,7 +29,7 @@ def photo() -> bytes:
 
 
 def test_analyze_finds_pills_and_never_checks_unsure_ones(demo_db, photo):
-    report = Pipeline(db=demo_db).analyze(photo)
+    report = Pipeline(db=demo_db).analyze(photo, conf=TOY_CONF)
     assert len(report.pills) == 4 and report.data == "demo"
     d = report.to_dict()
     assert [p["index"] for p in d["pills"]] == [1, 2, 3, 4]
@@ -40,7 +42,7 @@ def test_analyze_finds_pills_and_never_checks_unsure_ones(demo_db, photo):
 
 
 def test_confirmed_pills_and_my_meds_join_the_check(demo_db, photo):
-    report = Pipeline(db=demo_db).analyze(photo, my_meds=["999900002"], profile=Profile(age=70),
+    report = Pipeline(db=demo_db).analyze(photo, my_meds=["999900002"], profile=Profile(age=70), conf=TOY_CONF,
                                           confirmed={1: "999900001"})
     kinds = {w.kind for w in report.check.warnings}
     assert "CONTRAINDICATED" in kinds and "ELDERLY" in kinds
@@ -61,7 +63,7 @@ def test_analyze_cli_keeps_going_after_a_bad_image(demo_db, photo, tmp_path):
     good.write_bytes(photo)
     bad.write_bytes(photo[:200])
     out = subprocess.run([sys.executable, "-m", "pillcheck.cli", "analyze", str(bad), str(good), "--json",
-                          "--db", str(demo_db)], capture_output=True, text=True, timeout=300)
+                          "--conf", str(TOY_CONF), "--db", str(demo_db)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     first, second = json.loads(out.stdout)
     assert first["image"].endswith("bad.jpg") and "damaged" in first["error"]
@@ -76,7 +78,7 @@ def test_12mp_photo_reported_in_full_size_pixels(demo_db):
     img, truth = table_with_pills(4000, 3000)
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=90)
-    report = Pipeline(db=demo_db).analyze(buf.getvalue())
+    report = Pipeline(db=demo_db).analyze(buf.getvalue(), conf=TOY_CONF)
     assert (report.width, report.height) == (4000, 3000)
     boxes = np.array([p.box for p in report.pills])
     assert len(boxes) == len(truth)
@@ -95,7 +97,7 @@ def test_small_pills_in_a_big_photo_are_read_at_full_size(demo_db, monkeypatch):
     seen = []
     real = Pipeline.identify
     monkeypatch.setattr(Pipeline, "identify", lambda self, rgb, det: seen.append((rgb.shape, det.xyxy)) or real(self, rgb, det))
-    report = pipe.analyze(buf.getvalue())
+    report = pipe.analyze(buf.getvalue(), conf=TOY_CONF)
     (shape, boxes), = seen
     assert shape == (3000, 4000, 3)
     # boxes moved to full size (loosely: pills ~12 px wide at the detector's 416 px input are found, not tightly boxed)
@@ -105,5 +107,5 @@ def test_small_pills_in_a_big_photo_are_read_at_full_size(demo_db, monkeypatch):
     seen.clear()
     buf = io.BytesIO()
     Image.fromarray(big).save(buf, format="JPEG", quality=90)
-    pipe.analyze(buf.getvalue())
+    pipe.analyze(buf.getvalue(), conf=TOY_CONF)
     assert seen[0][0] == (1500, 2000, 3)
