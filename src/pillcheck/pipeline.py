@@ -139,15 +139,15 @@ class Pipeline:
         t["detect"] = time.perf_counter()
         if len(det) and photo.scale > 1 and (det.xyxy[:, 2:] - det.xyxy[:, :2]).min() < SMALL_PILL_PX:
             # small pills: their imprints are read from the full-size photo (the detector never needs it)
-            full = photo.full()
-            idents = self.identify(full.rgb, det.scaled(full.rgb.shape[1] / rgb.shape[1]))
+            sharp = photo.full().rgb
+            idents = self.identify(sharp, det.scaled(sharp.shape[1] / rgb.shape[1]))
         else:
             idents = self.identify(rgb, det)
         t["identify"] = time.perf_counter()
         confirmed = confirmed or {}
-        full = det.scaled(photo.scale)
+        in_photo = det.scaled(photo.scale)  # full-size pixels
         pills = [Pill(i + 1, [float(v) for v in box], float(c), ident, confirmed.get(i + 1))
-                 for i, (box, c, ident) in enumerate(zip(full.xyxy, full.confidence, idents))]
+                 for i, (box, c, ident) in enumerate(zip(in_photo.xyxy, in_photo.confidence, idents))]
         meds = [m for m in dict.fromkeys(str(x).strip() for x in (my_meds or [])) if m]
         items = [p.item_seq for p in pills if p.item_seq] + meds
         result = check(self.catalog.dur, items, profile)
