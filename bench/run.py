@@ -76,7 +76,7 @@ def main() -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")
         from ultralytics import YOLO
 
-        weights = config.REPO_ROOT / "work" / "runs" / "detector3" / "weights" / "best.pt"
+        weights = config.REPO_ROOT / "work" / "runs" / "detector4" / "weights" / "best.pt"
         yolo = YOLO(str(weights))
         bgr = np.ascontiguousarray(rgb[..., ::-1])
         u50, _ = p50_p95(lambda: yolo.predict(bgr, imgsz=416, conf=0.35, verbose=False, device="cpu"), args.repeat)

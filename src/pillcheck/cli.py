@@ -490,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--run", default="detector", help="run name under WORK/runs")
     td.add_argument("--threads", type=int, default=2)
     td.add_argument("--imgsz", type=int, default=416)
-    td.add_argument("--epochs", type=int, default=34)
+    td.add_argument("--epochs", type=int, default=50)
     td.add_argument("--batch", type=int, default=16)
     td.add_argument("--seed", type=int, default=0)
     td.add_argument("--device", default="cpu", help="cpu, or a CUDA index such as 0")
