@@ -34,8 +34,9 @@ W_ASPECT, ASPECT_SIGMA, ASPECT_OUTLIER = 2.0, 0.12, 0.2
 # Length (mm) implied by the photo's scale, which other identified pills in the same photo give (``rank(size=)``).
 W_SIZE, SIZE_SIGMA, SIZE_OUTLIER = 2.0, 0.10, 0.2
 TEMPERATURE = 1.0
-SURE_P, SURE_MARGIN, SURE_IMPRINT = 0.97, 0.90, 1.0
-# A one-character read ('1', 'X', 'O') is as often a fragment of a longer imprint as a whole one: it can rank a
+SURE_P, SURE_MARGIN = 0.97, 0.90
+# Sure needs a read that is exactly the leading product's imprint (a face, or both faces), and at least this long:
+# a one-character read ('1', 'X', 'O') is as often a fragment of a longer imprint as a whole one; it can rank a
 # product first, never make it sure (every wrong-but-sure answer seen in evaluation came from one).
 SURE_MIN_CHARS = 2
 UNSURE_P = 0.15
@@ -136,6 +137,9 @@ class CandidateIndex:
         self.back_raw = [normalize_imprint(r[5], fold=False) for r in rows]
         self.aspect = np.array([_ratio(r[14], r[15]) for r in rows], np.float32)  # NaN: size unknown
         self.length_mm = np.array([np.fmax(_mm(r[14]), _mm(r[15])) for r in rows], np.float32)
+        self._first: dict[str, int] = {}  # item_seq -> its first record
+        for i, seq in enumerate(self.item_seq):
+            self._first.setdefault(str(seq), i)
         self.blank_front = np.array([not s for s in self.front])
         self.blank_back = np.array([not s for s in self.back])
 
@@ -161,8 +165,8 @@ class CandidateIndex:
 
     def length_of(self, item_seq: str) -> float | None:
         """A product's long side in mm (its first record), None when the catalog has no size."""
-        i = np.flatnonzero(self.item_seq == item_seq)
-        return float(self.length_mm[i[0]]) if len(i) and np.isfinite(self.length_mm[i[0]]) else None
+        i = self._first.get(item_seq)
+        return float(self.length_mm[i]) if i is not None and np.isfinite(self.length_mm[i]) else None
 
     def aspect_logp(self, aspect: float | None) -> np.ndarray:
         """Per record log-likelihood (0 at a perfect match) of the measured long/short ratio."""
@@ -257,18 +261,17 @@ class CandidateIndex:
             i = ranked[0][1][1]
             faces = {self.front[i], self.back[i], self.both[i]} - {""}
             matched = max((len(q) for q in map(normalize_imprint, reads) if q in faces), default=0)
-        status = self.status(cands, fuzzy_best=float(fuzzy[ranked[0][1][1]]) if ranked else 0.0, read_any=read_any,
-                             matched_chars=matched)
+        status = self.status(cands, matched_chars=matched)
         return Identification(cands, status, " | ".join(t for t in reads if t), app.to_dict() if app else {})
 
     @staticmethod
-    def status(cands: list[Candidate], fuzzy_best: float, read_any: bool, matched_chars: int = 0) -> str:
-        """sure only when the imprint agrees and one product clearly leads; never from colour/shape alone."""
+    def status(cands: list[Candidate], matched_chars: int = 0) -> str:
+        """sure only when a read is exactly the leader's imprint (``matched_chars`` long) and one product clearly
+        leads; never from colour/shape alone."""
         if not cands:
             return "unknown"
         p1 = cands[0].score
         p2 = cands[1].score if len(cands) > 1 else 0.0
-        if (read_any and fuzzy_best >= SURE_IMPRINT and matched_chars >= SURE_MIN_CHARS and p1 >= SURE_P
-                and p1 - p2 >= SURE_MARGIN):
+        if matched_chars >= SURE_MIN_CHARS and p1 >= SURE_P and p1 - p2 >= SURE_MARGIN:
             return "sure"
         return "unsure" if p1 >= UNSURE_P else "unknown"

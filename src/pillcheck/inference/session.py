@@ -44,7 +44,7 @@ def create_session(path: Path, *, threads: int | None = None, requested: list[st
     opts.inter_op_num_threads = 1
     # Three models take turns with numpy work in between: idle threads spinning for the next run would take
     # the cores from whichever model or numpy step runs next (measured: the imprint reads took ~2x longer).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("PILLCHECK_SPIN", "0"))
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     chosen = providers(requested)
     try:

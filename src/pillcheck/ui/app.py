@@ -87,23 +87,26 @@ class RecentUploads:
 
     def __init__(self, ttl: float = 120.0, max_bytes: int = 256 * 2**20) -> None:
         self.ttl, self.max_bytes = ttl, max_bytes
-        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()  # oldest first
+        self._bytes = 0
         self._lock = threading.Lock()
 
-    def _expire(self, now: float) -> None:
-        while self._items and (next(iter(self._items.values()))[0] < now - self.ttl
-                               or sum(len(d) for _, d in self._items.values()) > self.max_bytes):
-            self._items.popitem(last=False)
+    def _expire(self) -> None:
+        old = time.monotonic() - self.ttl
+        while self._items and (next(iter(self._items.values()))[0] < old or self._bytes > self.max_bytes):
+            self._bytes -= len(self._items.popitem(last=False)[1][1])
 
     def put(self, path: str, data: bytes) -> None:
         with self._lock:
-            self._items.pop(path, None)
+            if path in self._items:
+                self._bytes -= len(self._items.pop(path)[1])
             self._items[path] = (time.monotonic(), data)
-            self._expire(time.monotonic())
+            self._bytes += len(data)
+            self._expire()
 
     def get(self, path: str) -> bytes | None:
         with self._lock:
-            self._expire(time.monotonic())
+            self._expire()
             hit = self._items.get(path)
             return hit[1] if hit else None
 
