@@ -152,3 +152,15 @@ def test_official_photos_rank_their_imprint_first(reader):
         scores = reader.score_many(reader.read(rgb), vocab)
         hits += vocab[int(np.argmax(scores))] == normalize_imprint(rows[item][f"print_{side}"], fold=False)
     assert hits >= 4
+
+
+@needs_model
+def test_several_recognizers_average_their_likelihoods(reader):
+    """Two recognizers score the mean of their CTC log-likelihoods: the same model twice changes nothing, and
+    each keeps its own log-prob matrices."""
+    twice = ImprintReader([MODEL, MODEL], threads=1)
+    crop = pill("AB12", 30)
+    one, two = reader.read(crop), twice.read(crop)
+    texts = ["AB12", *distractors(20)]
+    assert len(two.logprobs) == 2 and two.texts == one.texts
+    np.testing.assert_allclose(twice.score_many(two, texts), reader.score_many(one, texts), rtol=1e-5)

@@ -341,13 +341,10 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
 def cmd_build_identify_set(args: argparse.Namespace) -> int:
     from pillcheck.training import identify_set
     from pillcheck.training.detector import build_cutouts
+    from pillcheck.training.render import appearance_records
 
     cat = _open(args)
-    cur = cat.cursor().execute("SELECT * FROM appearance")
-    cols = [d[0] for d in cur.description]
-    records: dict[str, dict] = {}
-    for row in cur.fetchall():
-        records.setdefault(row[0], dict(zip(cols, row)))
+    records = appearance_records(cat.cursor())
     cut_dir = Path(args.work) / "cutouts"
     build_cutouts(Path(args.shared), cut_dir, cat.path)
     labels = identify_set.build(Path(args.out), records, cut_dir, n_photo=args.photo, n_rendered=args.rendered,
@@ -381,6 +378,20 @@ def cmd_train_appearance(args: argparse.Namespace) -> int:
     build_cutouts(Path(args.shared), cut_dir, args.db or config.default_db())
     metrics = ta.train(cut_dir, args.db or config.default_db(), Path(args.output), epochs=args.epochs,
                        seed=args.seed, threads=args.threads)
+    _emit(metrics)
+    return 0
+
+
+def cmd_train_imprint(args: argparse.Namespace) -> int:
+    from pillcheck.training import imprint as ti
+    from pillcheck.training.detector import build_cutouts
+    from pillcheck.training.render import appearance_records
+
+    cat = _open(args)
+    cut_dir = Path(args.work) / "cutouts"
+    build_cutouts(Path(args.shared), cut_dir, cat.path)
+    metrics = ti.train(cut_dir, appearance_records(cat.cursor()), Path(args.output), epochs=args.epochs,
+                       views=args.views, rendered=args.rendered, seed=args.seed, threads=args.threads)
     _emit(metrics)
     return 0
 
@@ -507,6 +518,17 @@ def build_parser() -> argparse.ArgumentParser:
     ta.add_argument("--threads", type=int, default=2)
     _db_arg(ta)
     ta.set_defaults(func=cmd_train_appearance)
+    ti = tr.add_parser("imprint", help="train the imprint recognizer (CRNN on the catalog alphabet), export ONNX")
+    ti.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")
+    ti.add_argument("--work", type=Path, default=config.REPO_ROOT / "work")
+    ti.add_argument("--output", type=Path, default=config.MODELS_DIR / "imprint_crnn.onnx")
+    ti.add_argument("--epochs", type=int, default=10)
+    ti.add_argument("--views", type=int, default=5, help="photo-like views of each real training face")
+    ti.add_argument("--rendered", type=int, default=10000, help="drawn training faces")
+    ti.add_argument("--seed", type=int, default=0)
+    ti.add_argument("--threads", type=int, default=1)
+    _db_arg(ti)
+    ti.set_defaults(func=cmd_train_imprint)
     return p
 
 

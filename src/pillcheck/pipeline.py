@@ -93,7 +93,7 @@ class Pipeline:
             return []
         app_model = models.appearance(self.models_dir / "appearance.onnx")
         apps = app_model([crop(rgb, box) for box in det.xyxy]) if app_model else [None] * len(det)
-        reader = models.imprint(self.models_dir / "imprint_rec.onnx")
+        reader = models.imprint(self.models_dir)
         index = self.catalog.candidates
         if not reader:
             return [index.rank(app, []) for app in apps]

@@ -50,10 +50,22 @@ def appearance(path: Path | None = None) -> AppearanceModel | None:
     return _optional("appearance", Path(path or config.MODELS_DIR / "appearance.onnx"), AppearanceModel)
 
 
-def imprint(path: Path | None = None):
-    def load(p: Path):
+IMPRINT_MODELS = ("imprint_crnn.onnx", "imprint_rec.onnx")  # ours (pill imprints), PP-OCRv6 (general text)
+
+
+def imprint(models_dir: Path | None = None):
+    """The imprint reader over whichever of ``IMPRINT_MODELS`` the folder holds (None without any)."""
+    folder = Path(models_dir or config.MODELS_DIR).resolve()
+    paths = [folder / name for name in IMPRINT_MODELS if (folder / name).is_file()]
+    if not paths:
+        if ("missing", folder) not in _cache:
+            log.warning("no imprint model in %s: identification runs without reading imprints", folder)
+            _cache[("missing", folder)] = True
+        return None
+
+    def load():
         from pillcheck.inference.imprint import ImprintReader  # numpy CTC code: imported only when used
 
-        return ImprintReader(p)
+        return ImprintReader(paths)
 
-    return _optional("imprint", Path(path or config.MODELS_DIR / "imprint_rec.onnx"), load)
+    return _load(("imprint", *paths), load)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from pillcheck.inference.appearance import COLOURS, FORMS, OUTPUTS, SHAPES, SIZE, colour_labels, crop, form_label
-from pillcheck.training.render import render, spec_from_record
+from pillcheck.training.render import appearance_records, render, spec_from_record
 from pillcheck.training.scenes import procedural_background
 from pillcheck.training.splits import is_held_out
 
@@ -159,11 +159,7 @@ def train(cut_dir: Path, db: Path, out: Path, *, epochs: int = 14, views: int = 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     with duckdb.connect(str(db), read_only=True) as con:
-        cur = con.execute("SELECT * FROM appearance")
-        cols = [d[0] for d in cur.description]
-        records = {}
-        for row in cur.fetchall():
-            records.setdefault(row[0], dict(zip(cols, row)))
+        records = appearance_records(con)
     t0 = time.time()
     train_data = _tensors(*build_samples(cut_dir, records, False, views, rendered, rng))
     test_data = _tensors(*build_samples(cut_dir, records, True, 1, rendered // 4, rng))

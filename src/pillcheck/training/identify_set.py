@@ -21,10 +21,11 @@ from pillcheck.training.scenes import procedural_background
 from pillcheck.training.splits import is_held_out
 
 
-def _rotated(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The RGBA sprite turned by a random angle on a transparent square that holds it whole."""
+def _rotated(sprite: np.ndarray, rng: np.random.Generator, angle: float | None = None) -> np.ndarray:
+    """The RGBA sprite turned counter-clockwise by ``angle`` degrees (random when None) on a transparent square
+    that holds it whole."""
     h, w = sprite.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(0, 360), 1.0)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(0, 360) if angle is None else angle, 1.0)
     side = int(np.hypot(h, w)) + 4
     m[:, 2] += (side - w) / 2, (side - h) / 2
     return cv2.warpAffine(sprite, m, (side, side), borderValue=(0, 0, 0, 0))
@@ -51,11 +52,13 @@ def _camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(enc, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def place(sprite: np.ndarray, rng: np.random.Generator, long_px: float) -> tuple[np.ndarray, list[float]]:
-    """One pill on a background, rotated, at ``long_px`` pixels long, with phone-like light, blur, noise, JPEG."""
+def place(sprite: np.ndarray, rng: np.random.Generator, long_px: float, angle: float | None = None
+          ) -> tuple[np.ndarray, list[float]]:
+    """One pill on a background, rotated (by ``angle`` degrees counter-clockwise, random when None), at ``long_px``
+    pixels long, with phone-like light, blur, noise, JPEG."""
     s = long_px / max(sprite.shape[:2])
     sprite = _rotated(cv2.resize(sprite, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR),
-                      rng)
+                      rng, angle)
     side = sprite.shape[0]
     size = int(side * rng.uniform(1.6, 2.4))
     img = procedural_background(size, size, rng).astype(np.float32)

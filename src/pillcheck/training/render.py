@@ -147,3 +147,13 @@ def spec_from_record(rec: dict, rng: np.random.Generator, face: str = "front") -
         short_mm = long_mm
     return PillSpec(shape, colours, long_mm, min(short_mm, long_mm), capsule,
                     bool(line and line not in ("-",)) or "분할선" in (printed or ""), printed or "")
+
+
+def appearance_records(con) -> dict[str, dict]:
+    """Every ``appearance`` row of a catalog connection as a dict, by ITEM_SEQ (the first row of a product)."""
+    cur = con.execute("SELECT * FROM appearance")
+    cols = [d[0] for d in cur.description]
+    records: dict[str, dict] = {}
+    for row in cur.fetchall():
+        records.setdefault(row[0], dict(zip(cols, row)))
+    return records
