@@ -36,18 +36,22 @@ def detector(path: Path | None = None, imgsz: int = 416) -> Detector:
     return _load(("detector", p, imgsz), lambda: Detector(p, imgsz=imgsz))
 
 
-def _optional(kind: str, path: Path, factory: Callable[[Path], T]) -> T | None:
-    p = Path(path).resolve()
-    if not p.is_file():
-        if ("missing", p) not in _cache:
-            log.warning("%s model not found at %s: identification runs without it", kind, p)
-            _cache[("missing", p)] = True
+def _optional(kind: str, candidates: list[Path], factory: Callable[[list[Path]], T]) -> T | None:
+    """The model over whichever of ``candidates`` exist (None, with one warning, when none does)."""
+    paths = [Path(c).resolve() for c in candidates if Path(c).is_file()]
+    if not paths:
+        key = ("missing", kind, *candidates)
+        if key not in _cache:
+            log.warning("%s model not found at %s: identification runs without it", kind,
+                        " or ".join(map(str, candidates)))
+            _cache[key] = True
         return None
-    return _load((kind, p), lambda: factory(p))
+    return _load((kind, *paths), lambda: factory(paths))
 
 
 def appearance(path: Path | None = None) -> AppearanceModel | None:
-    return _optional("appearance", Path(path or config.MODELS_DIR / "appearance.onnx"), AppearanceModel)
+    return _optional("appearance", [Path(path or config.MODELS_DIR / "appearance.onnx")],
+                     lambda paths: AppearanceModel(paths[0]))
 
 
 IMPRINT_MODELS = ("imprint_crnn.onnx", "imprint_rec.onnx")  # ours (pill imprints), PP-OCRv6 (general text)
@@ -55,17 +59,10 @@ IMPRINT_MODELS = ("imprint_crnn.onnx", "imprint_rec.onnx")  # ours (pill imprint
 
 def imprint(models_dir: Path | None = None):
     """The imprint reader over whichever of ``IMPRINT_MODELS`` the folder holds (None without any)."""
-    folder = Path(models_dir or config.MODELS_DIR).resolve()
-    paths = [folder / name for name in IMPRINT_MODELS if (folder / name).is_file()]
-    if not paths:
-        if ("missing", folder) not in _cache:
-            log.warning("no imprint model in %s: identification runs without reading imprints", folder)
-            _cache[("missing", folder)] = True
-        return None
-
-    def load():
+    def load(paths: list[Path]):
         from pillcheck.inference.imprint import ImprintReader  # numpy CTC code: imported only when used
 
         return ImprintReader(paths)
 
-    return _load(("imprint", *paths), load)
+    folder = Path(models_dir or config.MODELS_DIR)
+    return _optional("imprint", [folder / name for name in IMPRINT_MODELS], load)
