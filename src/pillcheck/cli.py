@@ -361,7 +361,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     data = out / "data.yaml"
     if not data.exists() or args.rebuild:
         cfg = td.DatasetConfig(shared=Path(args.shared), db=args.db or config.default_db(), out=out,
-                               synthetic=args.synthetic, seed=args.seed)
+                               synthetic=args.synthetic, pushin_repeat=args.real_repeat, seed=args.seed)
         data = td.build_dataset(cfg)
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads)
@@ -497,7 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--work", type=Path, default=config.REPO_ROOT / "work", help="datasets, cut-outs and runs")
     td.add_argument("--output", type=Path, default=config.MODELS_DIR / "detector.onnx")
     td.add_argument("--synthetic", type=int, default=1000, help="synthetic training scenes")
-    td.add_argument("--model", default="yolov8n.yaml", help="architecture yaml, or a .pt of ours to continue from")
+    td.add_argument("--real-repeat", type=int, default=2, help="times each real training photo is in the training set")
+    td.add_argument("--model", default="yolov8n.yaml",
+                    help="architecture yaml, or a .pt / exported .onnx of ours to continue from")
     td.add_argument("--run", default="detector", help="run name under WORK/runs")
     td.add_argument("--threads", type=int, default=2)
     td.add_argument("--imgsz", type=int, default=416)

@@ -149,7 +149,8 @@ def _ultralytics_offline(config_dir: Path) -> None:
 
 def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int = 416, epochs: int = 30,
           batch: int = 16, threads: int = 2, resume: bool = False, device: str = "cpu") -> Path:
-    """Train from scratch (no downloadable weights here), or continue from our own ``.pt`` given as ``model``.
+    """Train from scratch (no downloadable weights here), or continue from our own ``.pt`` or exported ``.onnx``
+    (``models/detector.onnx``: runs do not survive a fresh machine, the shipped model does) given as ``model``.
 
     Returns best.pt. ``resume`` continues an interrupted run from its last.pt with its original settings.
     On a shared 2-core machine use ``threads=1``: two OpenMP threads on two busy cores stall each other.
@@ -159,6 +160,12 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     from ultralytics import YOLO
 
     tu.NUM_THREADS = threads
+    if model.endswith(".onnx"):
+        from pillcheck.training.from_onnx import checkpoint_from_onnx
+
+        calibration = sorted((data.parent / "train" / "images").glob("*.jpg"))[::16][:64]
+        model = str(checkpoint_from_onnx(Path(model), run_dir.parent / f"{run_dir.name}_from_onnx.pt", calibration,
+                                         imgsz=imgsz))
     last = run_dir / "weights" / "last.pt"
     t0 = time.time()
     if resume and last.exists():
