@@ -1,8 +1,9 @@
 """Detector latency, one run, same images, same trained model: ours (onnxruntime + numpy) vs ultralytics.
 
-    python bench/bench_detector.py --weights work/runs/detector/weights/best.pt [--onnx models/detector.onnx]
+    python bench/bench_detector.py [--onnx models/detector.onnx] [--weights RUN/weights/best.pt]
 
-Needs the `[train]` extra (ultralytics, torch) for the two reference paths; ours never imports them.
+Needs the `[train]` extra (ultralytics, torch) for the two reference paths; ours never imports them. Without
+``--weights`` ultralytics runs the very weights of the ONNX, turned back into a checkpoint (training/from_onnx.py).
 Decode is excluded everywhere (images are decoded once up front); pre- and post-processing are included.
 Target (issue 3): ours >= 2x faster than ultralytics `YOLO(...).predict` (PyTorch) end to end.
 
@@ -43,11 +44,12 @@ def timed(fns: list, frames: list, repeat: int) -> list[list[float]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--weights", type=Path, required=True, help="the trained .pt the ONNX was exported from")
+    ap.add_argument("--weights", type=Path, default=None, help="the .pt the ONNX was exported from (default: "
+                    "rebuilt from the ONNX)")
     ap.add_argument("--onnx", type=Path, default=config.MODELS_DIR / "detector.onnx")
     ap.add_argument("--images", type=Path,
                     default=config.REPO_ROOT.parent / "shared" / "data" / "photos" / "pushin-pill" / "images")
-    ap.add_argument("--imgsz", type=int, default=416)
+    ap.add_argument("--imgsz", type=int, default=None, help="input size (default: the one stored in the model)")
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
@@ -64,6 +66,12 @@ def main() -> None:
     phone = [cv2.resize(x, None, fx=4032 / max(x.shape[:2]), fy=4032 / max(x.shape[:2]), interpolation=cv2.INTER_CUBIC)
              for x in stored]  # 12 MP, same orientation
     ours = Detector(args.onnx, imgsz=args.imgsz, threads=args.threads)
+    args.imgsz = ours.imgsz  # the reference paths run at the same size
+    if args.weights is None:
+        from pillcheck.training.from_onnx import checkpoint_from_onnx
+
+        args.weights = checkpoint_from_onnx(args.onnx, config.REPO_ROOT / "work" / "bench" / "detector.pt", paths,
+                                            imgsz=ours.imgsz)
     pt, ox = YOLO(str(args.weights), task="detect"), YOLO(str(args.onnx), task="detect")
     kw = {"imgsz": args.imgsz, "conf": 0.35, "iou": 0.5, "verbose": False, "device": "cpu"}
     print(f"{len(paths)} real photos, imgsz {args.imgsz}, {args.threads} threads, providers {ours.providers}")

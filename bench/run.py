@@ -76,10 +76,15 @@ def main() -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")
         from ultralytics import YOLO
 
-        weights = config.REPO_ROOT / "work" / "runs" / "detector4" / "weights" / "best.pt"
+        from pillcheck.training.from_onnx import checkpoint_from_onnx
+
+        # ultralytics runs the very weights we serve, turned back into a checkpoint
+        calibration = sorted((args.data.parent / "photos" / "pushin-pill" / "images").glob("*.jpg"))[:10]
+        weights = checkpoint_from_onnx(det.path, config.REPO_ROOT / "work" / "bench" / "detector.pt", calibration,
+                                       imgsz=det.imgsz)
         yolo = YOLO(str(weights))
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        u50, _ = p50_p95(lambda: yolo.predict(bgr, imgsz=416, conf=0.35, verbose=False, device="cpu"), args.repeat)
+        u50, _ = p50_p95(lambda: yolo.predict(bgr, imgsz=det.imgsz, conf=0.35, verbose=False, device="cpu"), args.repeat)
         rows.append(("ultralytics predict (.pt), same photo", f"{u50:.1f} ms", "ours >= 2x faster", f"{u50 / d50:.2f}x"))
     except Exception as exc:  # the anchor needs the [train] extra and the training run's weights
         rows.append(("ultralytics predict (.pt)", f"not measured ({exc.__class__.__name__})", "", ""))

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pillcheck import config, images
-from pillcheck.inference.detector import Detections, Detector, letterbox, nms
+from pillcheck.inference.detector import DEFAULT_IMGSZ, IMGSZ_KEY, Detections, Detector, letterbox, nms
 from pillcheck.inference.session import ModelError
 from pillcheck.metrics import iou_matrix
 from pillcheck.training.scenes import table_with_pills
@@ -84,6 +84,33 @@ def test_missing_and_corrupt_model(tmp_path):
     bad.write_bytes(b"\x08\x01garbage" * 50)
     with pytest.raises(ModelError, match="not a usable ONNX model"):
         Detector(bad)
+
+
+def test_serving_size_travels_with_the_model(tmp_path):
+    """The size a model is served at is stored in it (set at export); an explicit size still wins."""
+    pytest.importorskip("onnx")
+    from pillcheck.training.detector import set_serving_size
+
+    copy = tmp_path / "det.onnx"
+    copy.write_bytes(MODEL.read_bytes())
+    set_serving_size(copy, 480)
+    set_serving_size(copy, 544)  # re-set: one key, the last value
+    det = Detector(copy)
+    assert det.imgsz == 544 and Detector(copy, imgsz=416).imgsz == 416
+    meta = det.session.get_modelmeta().custom_metadata_map
+    assert meta[IMGSZ_KEY] == "544" and "stride" in meta  # ultralytics' own metadata kept
+    img, truth = table_with_pills()
+    found = det(img, conf=TOY_CONF)
+    assert len(found) and (iou_matrix(found.xyxy, truth).max(1) >= 0.5).all()  # served at 544: still on the pills
+
+    import onnx
+
+    bare = onnx.load(str(copy))
+    keep = [p for p in bare.metadata_props if p.key != IMGSZ_KEY]
+    del bare.metadata_props[:]
+    bare.metadata_props.extend(keep)
+    onnx.save(bare, str(copy))
+    assert Detector(copy).imgsz == DEFAULT_IMGSZ
 
 
 def test_letterbox_keeps_aspect_and_pads_to_stride():

@@ -241,14 +241,15 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     from pillcheck.inference import models
     from pillcheck.training.scenes import read_yolo
 
-    det = models.detector(args.model)
+    det = models.detector(args.model, args.imgsz)
     preds, gts = [], []
     for img_path, lbl in yolo_folder(Path(args.dataset)):
         photo = images.decode(img_path, min_side=images.WORKING_SIDE)  # as served
         d = det(photo.rgb, conf=0.001, iou=args.iou).scaled(photo.scale)
         preds.append((d.xyxy, d.confidence))
         gts.append(read_yolo(lbl, *photo.size))
-    _emit_or_list({"dataset": str(args.dataset), **metrics.evaluate(preds, gts, conf=args.conf)}, args.json)
+    _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, **metrics.evaluate(preds, gts, conf=args.conf)},
+                  args.json)
     return 0
 
 
@@ -365,7 +366,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
         data = td.build_dataset(cfg)
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads)
-    onnx = td.export(best, Path(args.output), imgsz=args.imgsz)
+    onnx = td.export(best, Path(args.output), imgsz=args.imgsz, serve_imgsz=args.serve_imgsz)
     print(f"detector: {onnx}")
     return 0
 
@@ -458,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--conf", type=float, default=0.35, help="operating threshold for precision/recall")
     ed.add_argument("--iou", type=float, default=0.5, help="NMS IoU threshold")
     ed.add_argument("--model", type=Path, default=None)
+    ed.add_argument("--imgsz", type=int, default=None, help="input size (default: the one stored in the model)")
     ed.add_argument("--json", action="store_true")
     ed.set_defaults(func=cmd_eval_detector)
 
@@ -502,7 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="architecture yaml, or a .pt / exported .onnx of ours to continue from")
     td.add_argument("--run", default="detector", help="run name under WORK/runs")
     td.add_argument("--threads", type=int, default=2)
-    td.add_argument("--imgsz", type=int, default=416)
+    td.add_argument("--imgsz", type=int, default=416, help="training input size")
+    td.add_argument("--serve-imgsz", type=int, default=None,
+                    help="input size stored in the ONNX for serving (default: --imgsz; choose it with eval --imgsz)")
     td.add_argument("--epochs", type=int, default=50)
     td.add_argument("--batch", type=int, default=16)
     td.add_argument("--seed", type=int, default=0)

@@ -11,6 +11,8 @@ import numpy as np
 from pillcheck.inference.session import ModelError, create_session
 
 STRIDE = 32
+DEFAULT_IMGSZ = 416
+IMGSZ_KEY = "pillcheck_imgsz"  # ONNX metadata: the input size the model was chosen to be served at (MODEL_CARD)
 
 
 @dataclass
@@ -80,9 +82,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 class Detector:
     """YOLO-family ONNX detector with raw head output [1, 4 + classes, anchors] (cx, cy, w, h, scores...)."""
 
-    def __init__(self, path: Path, imgsz: int = 416, threads: int | None = None) -> None:
-        self.path, self.imgsz = Path(path), imgsz
+    def __init__(self, path: Path, imgsz: int | None = None, threads: int | None = None) -> None:
+        """``imgsz`` (long side of the input) defaults to the size stored in the model, else DEFAULT_IMGSZ."""
+        self.path = Path(path)
         self.session = create_session(self.path, threads=threads)
+        stored = self.session.get_modelmeta().custom_metadata_map.get(IMGSZ_KEY, "")
+        self.imgsz = imgsz or (int(stored) if stored.isdigit() else DEFAULT_IMGSZ)
         inp = self.session.get_inputs()[0]
         if len(inp.shape) != 4:
             raise ModelError(f"{self.path.name}: expected an image input [b,3,h,w], got {inp.shape}")

@@ -31,7 +31,7 @@ def _load(key: tuple, factory: Callable[[], T]) -> T:
     return _cache[key]  # type: ignore[return-value]
 
 
-def detector(path: Path | None = None, imgsz: int = 416) -> Detector:
+def detector(path: Path | None = None, imgsz: int | None = None) -> Detector:
     p = Path(path or config.MODELS_DIR / "detector.onnx").resolve()
     return _load(("detector", p, imgsz), lambda: Detector(p, imgsz=imgsz))
 

@@ -181,12 +181,30 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     return run_dir / "weights" / "best.pt"
 
 
-def export(weights: Path, out: Path, imgsz: int = 416, opset: int = 18) -> Path:
-    """ONNX, dynamic batch and size, raw head output [b, 4+1, anchors] (NMS is ours, in numpy)."""
+def export(weights: Path, out: Path, imgsz: int = 416, opset: int = 18, serve_imgsz: int | None = None) -> Path:
+    """ONNX, dynamic batch and size, raw head output [b, 4+1, anchors] (NMS is ours, in numpy).
+
+    ``serve_imgsz`` (default ``imgsz``) is stored in the file: the input size the detector runs at when served.
+    """
     _ultralytics_offline(weights.parent.parent.parent / ".ultralytics")
     from ultralytics import YOLO
 
     path = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, opset=opset, dynamic=True, simplify=True))
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, out)
-    return out
+    return set_serving_size(out, serve_imgsz or imgsz)
+
+
+def set_serving_size(onnx_path: Path, imgsz: int) -> Path:
+    """Record in the model the input size it is served at (read by ``inference.detector.Detector``)."""
+    import onnx
+
+    from pillcheck.inference.detector import IMGSZ_KEY
+
+    model = onnx.load(str(onnx_path))
+    props = [p for p in model.metadata_props if p.key != IMGSZ_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(props)
+    model.metadata_props.add(key=IMGSZ_KEY, value=str(imgsz))
+    onnx.save(model, str(onnx_path))
+    return onnx_path
