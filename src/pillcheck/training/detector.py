@@ -160,17 +160,17 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     from ultralytics import YOLO
 
     tu.NUM_THREADS = threads
-    if model.endswith(".onnx"):
-        from pillcheck.training.from_onnx import checkpoint_from_onnx
-
-        calibration = sorted((data.parent / "train" / "images").glob("*.jpg"))[::16][:64]
-        model = str(checkpoint_from_onnx(Path(model), run_dir.parent / f"{run_dir.name}_from_onnx.pt", calibration,
-                                         imgsz=imgsz))
     last = run_dir / "weights" / "last.pt"
     t0 = time.time()
     if resume and last.exists():
         YOLO(str(last)).train(resume=True)
     else:
+        if model.endswith(".onnx"):
+            from pillcheck.training.from_onnx import checkpoint_from_onnx
+
+            calibration = sorted((data.parent / "train" / "images").glob("*.jpg"))[::16][:64]
+            model = str(checkpoint_from_onnx(Path(model), run_dir.parent / f"{run_dir.name}_from_onnx.pt", calibration,
+                                             imgsz=imgsz))
         YOLO(model).train(
             data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, device=device, workers=0, project=str(run_dir.parent),
             name=run_dir.name, exist_ok=True, pretrained=model.endswith(".pt"), plots=False, amp=False, seed=0,
