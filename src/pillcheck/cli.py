@@ -365,7 +365,8 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
                                synthetic=args.synthetic, pushin_repeat=args.real_repeat, seed=args.seed)
         data = td.build_dataset(cfg)
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
-                    epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads)
+                    epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads,
+                    lr0=args.lr0)
     onnx = td.export(best, Path(args.output), imgsz=args.imgsz, serve_imgsz=args.serve_imgsz)
     print(f"detector: {onnx}")
     return 0
@@ -509,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="input size stored in the ONNX for serving (default: --imgsz; choose it with eval --imgsz)")
     td.add_argument("--epochs", type=int, default=50)
     td.add_argument("--batch", type=int, default=16)
+    td.add_argument("--lr0", type=float, default=None, help="fine-tune a trained model: AdamW at this rate, no warm-up")
     td.add_argument("--seed", type=int, default=0)
     td.add_argument("--device", default="cpu", help="cpu, or a CUDA index such as 0")
     td.add_argument("--rebuild", action="store_true", help="rebuild the dataset even if it exists")
