@@ -367,7 +367,8 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads,
                     lr0=args.lr0)
-    onnx = td.export(best, Path(args.output), imgsz=args.imgsz, serve_imgsz=args.serve_imgsz)
+    weights = best if args.export == "best" else best.with_name("last.pt")
+    onnx = td.export(weights, Path(args.output), imgsz=args.imgsz, serve_imgsz=args.serve_imgsz)
     print(f"detector: {onnx}")
     return 0
 
@@ -506,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--run", default="detector", help="run name under WORK/runs")
     td.add_argument("--threads", type=int, default=2)
     td.add_argument("--imgsz", type=int, default=416, help="training input size")
+    td.add_argument("--export", choices=("best", "last"), default="best",
+                    help="weights to export: best on the synthetic validation, or the last epoch (mosaic off)")
     td.add_argument("--serve-imgsz", type=int, default=None,
                     help="input size stored in the ONNX for serving (default: --imgsz; choose it with eval --imgsz)")
     td.add_argument("--epochs", type=int, default=50)
