@@ -86,7 +86,7 @@ def main() -> None:
         bgr = np.ascontiguousarray(rgb[..., ::-1])
         u50, _ = p50_p95(lambda: yolo.predict(bgr, imgsz=det.imgsz, conf=0.35, verbose=False, device="cpu"), args.repeat)
         rows.append(("ultralytics predict (.pt), same photo", f"{u50:.1f} ms", "ours >= 2x faster", f"{u50 / d50:.2f}x"))
-    except Exception as exc:  # the anchor needs the [train] extra and the training run's weights
+    except Exception as exc:  # the anchor needs the [train] extra (and the shared photos to calibrate with)
         rows.append(("ultralytics predict (.pt)", f"not measured ({exc.__class__.__name__})", "", ""))
 
     pipe.analyze(photo)  # first call loads the models and the catalog indexes (cold start is measured below)
