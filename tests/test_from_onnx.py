@@ -52,7 +52,7 @@ def test_checkpoint_matches_onnx_in_eval_and_train_mode(tmp_path, photos) -> Non
     assert np.abs(got[:, :4] - expected[:, :4]).max() < 2.0
     # Train mode (BatchNorm on the batch's own statistics) must start from the same function, or the training leg
     # would start from broken weights: on the calibration batch, batch statistics = the stored ones, so the neck's
-    # feature maps must agree between the two modes (with BatchNorm left as identity they differ by orders).
+    # feature maps must agree between the two modes (checked: without the unfold step this fails).
     feats = {}
     model.model[-1].register_forward_hook(lambda m, inp, out: feats.__setitem__(m.training, [t.clone() for t in inp[0]]))
     for m in model.modules():

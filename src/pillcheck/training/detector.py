@@ -198,8 +198,9 @@ def export(weights: Path, out: Path, imgsz: int = 416, opset: int = 18, serve_im
     return set_serving_size(out, serve_imgsz or imgsz)
 
 
-def set_serving_size(onnx_path: Path, imgsz: int) -> Path:
-    """Record in the model the input size it is served at (read by ``inference.detector.Detector``)."""
+def set_serving_size(onnx_path: Path, imgsz: int | None) -> Path:
+    """Record in the model the input size it is served at (read by ``inference.detector.Detector``); None removes
+    it (the detector then runs at its default)."""
     import onnx
 
     from pillcheck.inference.detector import IMGSZ_KEY
@@ -208,6 +209,7 @@ def set_serving_size(onnx_path: Path, imgsz: int) -> Path:
     props = [p for p in model.metadata_props if p.key != IMGSZ_KEY]
     del model.metadata_props[:]
     model.metadata_props.extend(props)
-    model.metadata_props.add(key=IMGSZ_KEY, value=str(imgsz))
+    if imgsz:
+        model.metadata_props.add(key=IMGSZ_KEY, value=str(imgsz))
     onnx.save(model, str(onnx_path))
     return onnx_path

@@ -13,19 +13,19 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from pillcheck import images
 from pillcheck.inference.detector import letterbox
 
 
-def _calibration_batch(images: list[Path], imgsz: int):
+def _calibration_batch(paths: list[Path], imgsz: int):
+    """The photos as the detector sees them, padded to one square batch."""
     import torch
 
     tensors = []
-    for p in images:
-        rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-        t, _, _ = letterbox(rgb, imgsz)
+    for p in paths:
+        t, _, _ = letterbox(images.load(p), imgsz)
         t = np.pad(t, ((0, 0), (0, 0), (0, imgsz - t.shape[2]), (0, imgsz - t.shape[3])), constant_values=114 / 255)
         tensors.append(t)
     return torch.from_numpy(np.concatenate(tensors))
