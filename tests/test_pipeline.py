@@ -109,3 +109,27 @@ def test_small_pills_in_a_big_photo_are_read_at_full_size(demo_db, monkeypatch):
     Image.fromarray(big).save(buf, format="JPEG", quality=90)
     pipe.analyze(buf.getvalue(), conf=TOY_CONF)
     assert seen[0][0] == (1500, 2000, 3)
+
+
+def test_a_photo_of_the_other_side_joins_that_pill(demo_db, photo, tmp_path):
+    main = tmp_path / "table.jpg"
+    main.write_bytes(photo)
+    report = Pipeline(db=demo_db).analyze(photo, conf=TOY_CONF)
+    x1, y1, x2, y2 = (int(v) for v in report.pills[1].box)
+    side = Image.open(io.BytesIO(photo)).crop((max(0, x1 - 30), max(0, y1 - 30), x2 + 30, y2 + 30))
+    side.save(tmp_path / "side.jpg")  # a close-up of pill 2 (its "other side", here the same face)
+    (tmp_path / "broken.jpg").write_bytes(photo[:300])
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pillcheck.cli", "analyze", str(main), "--json", "--conf",
+                               str(TOY_CONF), "--db", str(demo_db), *extra], capture_output=True, text=True, timeout=300)
+
+    out = run("--other-side", f"2={tmp_path / 'side.jpg'}")
+    assert out.returncode == 0, out.stderr
+    pills = json.loads(out.stdout)[0]["pills"]
+    assert " // " in pills[1]["imprint_read"] and all(" // " not in p["imprint_read"] for i, p in enumerate(pills) if i != 1)
+    for extra, message in ((f"9={tmp_path / 'side.jpg'}", "no pill #9"), (f"2={tmp_path / 'broken.jpg'}", "damaged")):
+        out = run("--other-side", extra)
+        assert out.returncode == 0 and message in json.loads(out.stdout)[0]["error"], out.stdout + out.stderr
+    out = run("--other-side", "two")
+    assert out.returncode != 0 and "PILL=IMAGE" in out.stderr and "Traceback" not in out.stderr

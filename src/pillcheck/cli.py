@@ -266,10 +266,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     pipe = _pipeline(args)
     profile = _profile(args.age, args.pregnant)
     meds = [m for m in (args.my_meds or "").split(",") if m.strip()]
+    sides = {}
+    for spec in args.other_side or []:
+        number, _, side = spec.partition("=")
+        if not number.strip().isdigit() or not side:
+            raise UserError(f"--other-side {spec!r}: expected PILL=IMAGE, e.g. 2=back.jpg")
+        sides[int(number)] = Path(side)
+    if sides and len(args.images) != 1:
+        raise UserError("--other-side needs exactly one IMAGE (pill numbers refer to it)")
     out = []
     for path in args.images:
         try:
-            report = pipe.analyze(path, meds, profile, conf=args.conf)
+            report = pipe.analyze(path, meds, profile, conf=args.conf, other_sides=sides)
         except InputError as exc:
             out.append({"image": str(path), "error": str(exc)})
             continue
@@ -300,13 +308,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_eval_identify(args: argparse.Namespace) -> int:
     import csv
 
+    import numpy as np
+
     from pillcheck import images
     from pillcheck.inference.detector import Detections
 
     root = Path(args.dataset)
     labels = root / "labels.csv" if root.is_dir() else root
     if not labels.is_file():
-        raise UserError(f"{root}: expected labels.csv (image,x1,y1,x2,y2,item_seq[,subset])")
+        raise UserError(f"{root}: expected labels.csv (image,x1,y1,x2,y2,item_seq[,subset]"
+                        "[,other_image,ox1,oy1,ox2,oy2])")
     with open(labels, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     pipe = _pipeline(args)
@@ -317,7 +328,10 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
     for image, pills in by_image.items():  # all pills of a photo together, as analyze sees them
         rgb = images.load(labels.parent / image)
         boxes = [[float(row[k]) for k in ("x1", "y1", "x2", "y2")] for row in pills]
-        idents = pipe.identify(rgb, Detections(boxes, [1.0] * len(boxes), [0] * len(boxes)))
+        other_sides = {j: (images.load(labels.parent / row["other_image"]),
+                           np.array([float(row[k]) for k in ("ox1", "oy1", "ox2", "oy2")]))
+                       for j, row in enumerate(pills) if row.get("other_image")}
+        idents = pipe.identify(rgb, Detections(boxes, [1.0] * len(boxes), [0] * len(boxes)), other_sides)
         for row, ident in zip(pills, idents):
             seqs = [c.item_seq for c in ident.candidates]
             for subset in ["all"] + ([row["subset"]] if row.get("subset") else []):
@@ -349,7 +363,7 @@ def cmd_build_identify_set(args: argparse.Namespace) -> int:
     cut_dir = Path(args.work) / "cutouts"
     build_cutouts(Path(args.shared), cut_dir, cat.path)
     labels = identify_set.build(Path(args.out), records, cut_dir, n_photo=args.photo, n_rendered=args.rendered,
-                                n_multi=args.multi, seed=args.seed)
+                                n_multi=args.multi, n_pairs=args.pairs, seed=args.seed)
     print(f"wrote {labels}")
     return 0
 
@@ -362,7 +376,8 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     data = out / "data.yaml"
     if not data.exists() or args.rebuild:
         cfg = td.DatasetConfig(shared=Path(args.shared), db=args.db or config.default_db(), out=out,
-                               synthetic=args.synthetic, pushin_repeat=args.real_repeat, seed=args.seed)
+                               synthetic=args.synthetic, piles=args.piles, pushin_repeat=args.real_repeat,
+                               seed=args.seed)
         data = td.build_dataset(cfg)
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads,
@@ -471,13 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--age", type=float, default=None)
     an.add_argument("--pregnant", action="store_true")
     an.add_argument("--conf", type=float, default=0.35)
+    an.add_argument("--other-side", action="append", metavar="PILL=IMAGE",
+                    help="a photo of pill PILL (its number in the report) turned over; both sides are matched together")
     an.add_argument("--models", type=Path, default=None, help="models folder (default models/)")
     an.add_argument("--json", action="store_true")
     _db_arg(an)
     an.set_defaults(func=cmd_analyze)
 
     ei = ev.add_parser("identify", help="top-1/top-5, abstention and wrong-but-sure on a labelled folder")
-    ei.add_argument("dataset", type=Path, help="folder with labels.csv (image,x1,y1,x2,y2,item_seq[,subset])")
+    ei.add_argument("dataset", type=Path,
+                    help="folder with labels.csv (image,x1,y1,x2,y2,item_seq[,subset][,other_image,ox1,oy1,ox2,oy2])")
     ei.add_argument("--limit", type=int, default=0)
     ei.add_argument("--models", type=Path, default=None)
     ei.add_argument("--json", action="store_true")
@@ -490,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     eb.add_argument("--photo", type=int, default=300)
     eb.add_argument("--rendered", type=int, default=200)
     eb.add_argument("--multi", type=int, default=60, help="photos with 3-6 pills at true relative size")
+    eb.add_argument("--pairs", type=int, default=150, help="pills shown on both sides, two photos each (per kind)")
     eb.add_argument("--seed", type=int, default=0)
     _db_arg(eb)
     eb.set_defaults(func=cmd_build_identify_set)
@@ -501,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--work", type=Path, default=config.REPO_ROOT / "work", help="datasets, cut-outs and runs")
     td.add_argument("--output", type=Path, default=config.MODELS_DIR / "detector.onnx")
     td.add_argument("--synthetic", type=int, default=1000, help="synthetic training scenes")
+    td.add_argument("--piles", type=int, default=0, help="extra synthetic training scenes that are piles of 10-30 pills")
     td.add_argument("--real-repeat", type=int, default=2, help="times each real training photo is in the training set")
     td.add_argument("--model", default="yolov8n.yaml",
                     help="architecture yaml, or a .pt / exported .onnx of ours to continue from")

@@ -17,10 +17,11 @@ import numpy as np
 
 from pillcheck import config, images
 from pillcheck.catalog.db import Catalog, open_catalog
-from pillcheck.catalog.identify import Identification
+from pillcheck.catalog.identify import Face, Identification
 from pillcheck.inference import models
-from pillcheck.inference.appearance import crop
+from pillcheck.inference.appearance import Appearance, crop
 from pillcheck.inference.detector import Detections
+from pillcheck.inference.imprint import ImprintRead
 from pillcheck.safety.dur import CheckResult, Profile, check
 
 
@@ -83,20 +84,26 @@ class Pipeline:
     def catalog(self) -> Catalog:
         return open_catalog(self.db)
 
-    def identify(self, rgb: np.ndarray, det: Detections) -> list[Identification]:
+    def identify(self, rgb: np.ndarray, det: Detections,
+                 other_sides: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> list[Identification]:
         """Identify every detected pill: one batched appearance run, one imprint read per pill, then ranking.
 
         With several pills in one photo, their sizes are evidence too: pills lie at about the same distance from
         the camera, so the pills already named fairly surely give the photo's pixels per mm, and each pill is
-        ranked again with the length that scale implies (5 mg and 15 mg tablets often share the front code)."""
+        ranked again with the length that scale implies (5 mg and 15 mg tablets often share the front code).
+        ``other_sides``: for some pills (0-based index), a photo of the pill's other side and the pill's box in
+        it; both faces are then matched together."""
         if not len(det):
             return []
+        other_sides = other_sides or {}
+        order = sorted(other_sides)
         app_model = models.appearance(self.models_dir / "appearance.onnx")
-        apps = app_model([crop(rgb, box) for box in det.xyxy]) if app_model else [None] * len(det)
+        crops = [crop(rgb, box) for box in det.xyxy] + [crop(*other_sides[i]) for i in order]
+        apps = app_model(crops) if app_model else [None] * len(crops)
         reader = models.imprint(self.models_dir)
         index = self.catalog.candidates
         if not reader:
-            return [index.rank(app, []) for app in apps]
+            return [index.rank(app, []) for app in apps[: len(det)]]
         reads, lengths = [], []
         for box in det.xyxy:
             pixels, k = imprint_crop(rgb, box)
@@ -104,17 +111,24 @@ class Pipeline:
             reads.append(read)
             lengths.append(read.length_px / k if read.length_px else None)
 
-        scored: list[dict[str, float]] = [{} for _ in reads]  # CTC scores per pill, reused by the second pass
+        def face(app: Appearance | None, read: ImprintRead) -> Face:
+            scored: dict[str, float] = {}  # CTC scores of this read, reused by the second pass
 
-        def ctc(i: int, cands: list[str]) -> np.ndarray:
-            todo = [c for c in cands if c not in scored[i]]
-            if todo:
-                scored[i].update(zip(todo, map(float, reader.score_many(reads[i], todo))))
-            return np.array([scored[i][c] for c in cands])
+            def ctc(cands: list[str]) -> np.ndarray:
+                todo = [c for c in cands if c not in scored]
+                if todo:
+                    scored.update(zip(todo, map(float, reader.score_many(read, todo))))
+                return np.array([scored[c] for c in cands])
+
+            return Face(app, [t for t, _ in read.texts], ctc)
+
+        faces = [face(app, read) for app, read in zip(apps, reads)]
+        others = {i: face(app, reader.read(imprint_crop(*other_sides[i])[0]))
+                  for i, app in zip(order, apps[len(det):])}
 
         def rank(i: int, size: tuple[float, float] | None = None) -> Identification:
-            return index.rank(apps[i], [t for t, _ in reads[i].texts], lambda cands: ctc(i, cands),
-                              aspect=reads[i].aspect, size=size)
+            return index.rank(faces[i].app, faces[i].reads, faces[i].ctc, aspect=reads[i].aspect, size=size,
+                              other=others.get(i))
 
         first = [rank(i) for i in range(len(det))]
         out = list(first)
@@ -126,23 +140,33 @@ class Pipeline:
 
     def analyze(self, photo: bytes | str | Path | np.ndarray | images.Decoded, my_meds: list[str] | None = None,
                 profile: Profile | None = None, *, conf: float = 0.35, iou: float = 0.5,
-                confirmed: dict[int, str] | None = None) -> Report:
-        """Boxes and sizes in the report are in full-resolution pixels of the upright photo, however it was decoded."""
+                confirmed: dict[int, str] | None = None,
+                other_sides: dict[int, bytes | str | Path | np.ndarray] | None = None) -> Report:
+        """Boxes and sizes in the report are in full-resolution pixels of the upright photo, however it was decoded.
+        ``other_sides``: pill number (1-based, as shown) -> a photo of that pill turned over."""
         t = {"start": time.perf_counter()}
-        if isinstance(photo, np.ndarray):
-            photo = images.Decoded(photo, (photo.shape[1], photo.shape[0]))
-        elif not isinstance(photo, images.Decoded):
-            photo = images.decode(photo, min_side=images.WORKING_SIDE)
+        photo = _decoded(photo)
         rgb = photo.rgb
         t["decode"] = time.perf_counter()
-        det = models.detector(self.models_dir / "detector.onnx")(rgb, conf=conf, iou=iou)
+        detector = models.detector(self.models_dir / "detector.onnx")
+        det = detector(rgb, conf=conf, iou=iou)
+        sides = {}
+        for number, side_photo in (other_sides or {}).items():
+            if not 1 <= number <= len(det):
+                raise images.InputError(f"there is no pill #{number} in the photo ({len(det)} found)")
+            side = _decoded(side_photo).rgb
+            found = detector(side, conf=conf, iou=iou)
+            # the most confident pill; a close-up the detector does not recognise is read whole
+            box = (found.xyxy[int(np.argmax(found.confidence))] if len(found)
+                   else np.array([0.0, 0.0, side.shape[1], side.shape[0]]))
+            sides[number - 1] = (side, box)
         t["detect"] = time.perf_counter()
         if len(det) and photo.scale > 1 and (det.xyxy[:, 2:] - det.xyxy[:, :2]).min() < SMALL_PILL_PX:
             # small pills: their imprints are read from the full-size photo (the detector never needs it)
             sharp = photo.full().rgb
-            idents = self.identify(sharp, det.scaled(sharp.shape[1] / rgb.shape[1]))
+            idents = self.identify(sharp, det.scaled(sharp.shape[1] / rgb.shape[1]), sides)
         else:
-            idents = self.identify(rgb, det)
+            idents = self.identify(rgb, det, sides)
         t["identify"] = time.perf_counter()
         confirmed = confirmed or {}
         in_photo = det.scaled(photo.scale)  # full-size pixels
@@ -159,6 +183,14 @@ class Pipeline:
             timings[s] = round((t[s] - prev) * 1000, 1)
             prev = t[s]
         return Report(*photo.size, pills, result, meds, self.catalog.data, timings)
+
+
+def _decoded(photo: bytes | str | Path | np.ndarray | images.Decoded) -> images.Decoded:
+    if isinstance(photo, np.ndarray):
+        return images.Decoded(photo, (photo.shape[1], photo.shape[0]))
+    if isinstance(photo, images.Decoded):
+        return photo
+    return images.decode(photo, min_side=images.WORKING_SIDE)
 
 
 def imprint_crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.08, max_side: int = 320

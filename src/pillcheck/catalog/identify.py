@@ -34,6 +34,11 @@ W_ASPECT, ASPECT_SIGMA, ASPECT_OUTLIER = 2.0, 0.12, 0.2
 # Length (mm) implied by the photo's scale, which other identified pills in the same photo give (``rank(size=)``).
 W_SIZE, SIZE_SIGMA, SIZE_OUTLIER = 2.0, 0.10, 0.2
 TEMPERATURE = 1.0
+# Photos of both sides: the two faces' imprint evidence is averaged (summed, the probabilities came out
+# overconfident: 7 wrong-but-sure of 313 tuning pairs), and an empty read of one side is full evidence for a blank
+# face (about two thirds of the catalog's products have a blank side; the second photo is a deliberate, sharp one).
+# Chosen on a tuning set of products outside the evaluation set (models/MODEL_CARD.md).
+PAIR_SCALE = 0.5
 SURE_P, SURE_MARGIN = 0.97, 0.90
 # Sure needs a read that is exactly the leading product's imprint (a face, or both faces), and at least this long:
 # a one-character read ('1', 'X', 'O') is as often a fragment of a longer imprint as a whole one; it can rank a
@@ -58,6 +63,16 @@ class Candidate:
     def to_dict(self) -> dict:
         return {"item_seq": self.item_seq, "name": self.name, "company": self.company, "score": round(self.score, 4),
                 "imprint": self.imprint, "shape": self.shape, "colour": self.colour, "evidence": self.evidence}
+
+
+@dataclass
+class Face:
+    """What one photo of a pill shows: appearance probabilities, greedy imprint reads, and a CTC scorer of
+    catalog strings for that read."""
+
+    app: Appearance | None
+    reads: list[str]
+    ctc: Callable[[list[str]], np.ndarray] | None = None
 
 
 @dataclass
@@ -178,10 +193,10 @@ class CandidateIndex:
             return np.zeros(len(self.rows), np.float32)
         return _robust_logp(length_px / px_per_mm, self.length_mm, SIZE_SIGMA, SIZE_OUTLIER)
 
-    def imprint_fuzzy(self, reads: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Best fuzzy similarity (0..1) of any read to each record's front or back; which face matched."""
-        n = len(self.rows)
-        best, face = np.zeros(n, np.float32), np.zeros(n, np.int8)
+    def face_similarity(self, reads: list[str]) -> np.ndarray | None:
+        """Best fuzzy similarity (0..1) of any read to each record's front, back and both faces as one string
+        (3 x records); None when nothing was read."""
+        best = None
         for text in reads:
             q = normalize_imprint(text)
             if not q:
@@ -192,44 +207,67 @@ class CandidateIndex:
                     self._similar.clear()
                 sims = self._similar[q] = process.cdist([q], self._vocab, scorer=fuzz.ratio, dtype=np.uint8,
                                                         workers=1)[0] / np.float32(100)
-            f, b, both = sims[self._faces]
-            s = np.maximum(np.maximum(f, b), both)
-            better = s > best
-            face[better] = np.where(f[better] >= b[better], 0, 1)
-            best = np.maximum(best, s)
-        return best, face
+            best = sims[self._faces] if best is None else np.maximum(best, sims[self._faces])
+        return best
+
+    def _imprint_term(self, faces: list[Face]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fuzzy imprint score per record, its similarity and the face (0 front, 1 back) the first photo
+        matched. One photo: its reads against the front, the back or both faces. Photos of both sides: the
+        first against the front and the second against the back, or the other way round, whichever fits."""
+        blank = (self.blank_front, self.blank_back, self.blank_front & self.blank_back)
+        terms, shown = [], []
+        for face in faces:
+            sims = self.face_similarity(face.reads)
+            # nothing readable: faces without an imprint become likelier
+            terms.append([W_FUZZY * s for s in sims] if sims is not None else [1.0 * b for b in blank])
+            shown.append(sims if sims is not None else np.zeros((3, len(self.rows)), np.float32))
+        if len(faces) == 1:
+            (f, b, both), (sf, sb, sboth) = terms[0], shown[0]
+            return np.maximum(np.maximum(f, b), both), np.maximum(np.maximum(sf, sb), sboth), (sb > sf).astype(np.int8)
+        straight = PAIR_SCALE * (terms[0][0] + terms[1][1])
+        swapped = PAIR_SCALE * (terms[0][1] + terms[1][0])
+        sim = np.where(straight >= swapped, (shown[0][0] + shown[1][1]) / 2, (shown[0][1] + shown[1][0]) / 2)
+        return np.maximum(straight, swapped), sim, (swapped > straight).astype(np.int8)
+
+    def _ctc_faces(self, ctc: Callable[[list[str]], np.ndarray], short: np.ndarray, cap_blank: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """CTC log-likelihood of each shortlisted record's front and back imprint under one photo's read."""
+        texts = sorted({self.front_raw[i] for i in short} | {self.back_raw[i] for i in short})
+        by_text = dict(zip(texts, map(float, ctc(texts))))
+        finite = [v for v in by_text.values() if np.isfinite(v)]
+        # Strings the recognizer cannot spell (Hangul, logos) get a neutral score, not a verdict; so does the
+        # empty string, since "read nothing" is far more often a missed imprint than a blank pill.
+        neutral = float(np.median(finite)) if finite else 0.0
+        if "" in by_text and cap_blank:
+            by_text[""] = min(by_text[""], neutral)
+        fill = {t: v if np.isfinite(v) else neutral for t, v in by_text.items()}
+        return (np.array([fill[self.front_raw[i]] for i in short]), np.array([fill[self.back_raw[i]] for i in short]))
 
     def rank(self, app: Appearance | None, reads: list[str], ctc: Callable[[list[str]], np.ndarray] | None = None,
              k: int = 5, allowed: np.ndarray | None = None, aspect: float | None = None,
-             size: tuple[float, float] | None = None) -> Identification:
+             size: tuple[float, float] | None = None, other: Face | None = None) -> Identification:
         """Top-k products with probabilities and the status (sure / unsure / unknown). ``aspect``: the pill's
-        measured long/short ratio; ``size``: its long side in pixels and the photo's pixels per mm."""
-        app_lp = self.appearance_logp(app) + W_ASPECT * self.aspect_logp(aspect)
+        measured long/short ratio; ``size``: its long side in pixels and the photo's pixels per mm; ``other``:
+        what a photo of the pill's other side shows (one face rarely names a product: 34% of catalog faces are blank
+        and most codes are shared by several products, told apart by the other face)."""
+        faces = [Face(app, reads, ctc)] + ([other] if other is not None else [])
+        app_lp = (sum(self.appearance_logp(f.app) for f in faces) / len(faces)) + W_ASPECT * self.aspect_logp(aspect)
         if size is not None:
             app_lp = app_lp + W_SIZE * self.size_logp(*size)
-        score = app_lp
-        fuzzy, face = self.imprint_fuzzy(reads)
-        read_any = any(normalize_imprint(t) for t in reads)
-        # nothing readable: faces without an imprint become likelier
-        score = score + (W_FUZZY * fuzzy if read_any else 1.0 * (self.blank_front | self.blank_back))
+        term, fuzzy, face = self._imprint_term(faces)
+        score = app_lp + term
         ctc_scores: dict[int, float] = {}
-        if ctc is not None:
+        if all(f.ctc is not None for f in faces):
             # shortlist: the best by all evidence so far, plus the best fuzzy imprint matches on their own
             short = np.unique(np.concatenate([np.argsort(-score)[:CTC_SHORTLIST], np.argsort(-fuzzy)[:CTC_FUZZY]]))
-            texts = sorted({self.front_raw[i] for i in short} | {self.back_raw[i] for i in short})
-            by_text = dict(zip(texts, map(float, ctc(texts))))
-            finite = [v for v in by_text.values() if np.isfinite(v)]
-            # Strings the recognizer cannot spell (Hangul, logos) get a neutral score, not a verdict; so does the
-            # empty string, since "read nothing" is far more often a missed imprint than a blank pill.
-            neutral = float(np.median(finite)) if finite else 0.0
-            if "" in by_text:
-                by_text[""] = min(by_text[""], neutral)
-            for i in short:
-                vals = [by_text[t] for t in {self.front_raw[i], self.back_raw[i]}]
-                ctc_scores[int(i)] = max(v if np.isfinite(v) else neutral for v in vals)
-            idx = np.array(list(ctc_scores), np.int64)
+            per_face = [self._ctc_faces(f.ctc, short, cap_blank=len(faces) == 1) for f in faces]  # (front, back)
+            if len(faces) == 1:
+                best = np.maximum(*per_face[0])
+            else:
+                best = PAIR_SCALE * np.maximum(per_face[0][0] + per_face[1][1], per_face[0][1] + per_face[1][0])
+            ctc_scores = dict(zip(map(int, short), map(float, best)))
             boosted = np.full(len(score), -np.inf, np.float32)
-            boosted[idx] = score[idx] + W_CTC * np.array(list(ctc_scores.values()), np.float32)
+            boosted[short] = score[short] + W_CTC * best.astype(np.float32)
             score = boosted
         if allowed is not None:
             score = np.where(allowed, score, -np.inf)
@@ -259,10 +297,13 @@ class CandidateIndex:
         matched = 0  # length of the longest read that is exactly the leading record's face (or both faces)
         if ranked:
             i = ranked[0][1][1]
-            faces = {self.front[i], self.back[i], self.both[i]} - {""}
-            matched = max((len(q) for q in map(normalize_imprint, reads) if q in faces), default=0)
+            shown = {self.front[i], self.back[i], self.both[i]} - {""}
+            matched = max((len(q) for f in faces for q in map(normalize_imprint, f.reads) if q in shown), default=0)
         status = self.status(cands, matched_chars=matched)
-        return Identification(cands, status, " | ".join(t for t in reads if t), app.to_dict() if app else {})
+        read = " | ".join(t for t in reads if t)
+        if other is not None:
+            read = f"{read} // {' | '.join(t for t in other.reads if t)}"
+        return Identification(cands, status, read, app.to_dict() if app else {})
 
     @staticmethod
     def status(cands: list[Candidate], matched_chars: int = 0) -> str:

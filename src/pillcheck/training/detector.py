@@ -38,6 +38,7 @@ class DatasetConfig:
     out: Path
     synthetic: int = 1200
     synthetic_val: int = 150
+    piles: int = 0  # extra training scenes that are piles of 10-30 touching pills
     dense_test: int = 100
     pushin_repeat: int = 2
     real_fraction: float = 0.6
@@ -106,20 +107,22 @@ def build_dataset(cfg: DatasetConfig) -> Path:
     for split in ("train", "val", "test_dense", "real_val"):
         (out / split / "images").mkdir(parents=True, exist_ok=True)
         (out / split / "labels").mkdir(parents=True, exist_ok=True)
-    plan = [("train", cfg.synthetic, train_src, None), ("val", cfg.synthetic_val, train_src, None),
-            ("test_dense", cfg.dense_test, test_src, "dense")]
-    for k, (split, n, src, mode) in enumerate(plan):
+    plan = [("train", "train", cfg.synthetic, train_src, None), ("val", "val", cfg.synthetic_val, train_src, None),
+            ("test_dense", "test_dense", cfg.dense_test, test_src, "dense"),
+            ("train", "pile", cfg.piles, train_src, "pile")]
+    for k, (split, stem, n, src, mode) in enumerate(plan):
         for i in range(n):
             rng = np.random.default_rng([cfg.seed, k, i])
-            scene = compose(src, rng, cfg.size, None if split == "test_dense" else backgrounds, cfg.real_fraction)
-            if mode == "dense":  # a pile: many touching pills
+            scene = compose(src, rng, cfg.size, None if split == "test_dense" else backgrounds, cfg.real_fraction,
+                            pile=mode == "pile")
+            if mode == "dense":  # many pills
                 for _ in range(20):
                     if len(scene.boxes) >= 10:
                         break
                     scene = compose(src, rng, cfg.size, None, cfg.real_fraction)
-            write_yolo(out / split / "images" / f"{split}_{i:05d}.jpg", out / split / "labels" / f"{split}_{i:05d}.txt",
+            write_yolo(out / split / "images" / f"{stem}_{i:05d}.jpg", out / split / "labels" / f"{stem}_{i:05d}.txt",
                        scene.image, scene.boxes)
-            _progress(f"scenes {split}", i + 1, n)
+            _progress(f"scenes {stem}", i + 1, n)
     for split, photos, repeat in (("train", p_train, cfg.pushin_repeat), ("real_val", p_val, 1)):
         for p in photos:
             img = cv2.imread(str(p))

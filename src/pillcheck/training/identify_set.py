@@ -5,7 +5,9 @@ Format (what `pillcheck eval identify` reads): ``DIR/labels.csv`` with columns
 ``subset`` is ``photo`` (a real face cut from an official photo of a product held out of all training) or
 ``rendered`` (a held-out product with no photo, drawn from its catalog record), one pill per image; or
 ``multi-photo`` / ``multi-rendered``: the same kinds of pills, 3-6 per image at their true relative sizes (as on
-a table), where the sizes of the pills named first help name the others.
+a table), where the sizes of the pills named first help name the others; or ``pair-photo`` / ``pair-rendered``:
+both faces of one pill, each in its own photo (``image`` and ``other_image``), as when the person turns a pill
+over and photographs its other side. Optional columns ``other_image,ox1,oy1,ox2,oy2`` (empty for one photo).
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ def _camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(enc, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+OTHER_COLUMNS = ["other_image", "ox1", "oy1", "ox2", "oy2"]
+
+
+def _pair_row(out: Path, stem: str, shots: list[tuple[np.ndarray, list[float]]], item_seq: str, subset: str) -> list:
+    """One labels.csv row for a pill photographed on both sides: two images, a box in each."""
+    (img_a, box_a), (img_b, box_b) = shots
+    return [_save(out, f"{stem}_a.jpg", img_a), *[round(v, 1) for v in box_a], item_seq, subset,
+            _save(out, f"{stem}_b.jpg", img_b), *[round(v, 1) for v in box_b]]
+
+
 def place(sprite: np.ndarray, rng: np.random.Generator, long_px: float, angle: float | None = None
           ) -> tuple[np.ndarray, list[float]]:
     """One pill on a background, rotated (by ``angle`` degrees counter-clockwise, random when None), at ``long_px``
@@ -82,8 +94,17 @@ def table(sprites: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarr
     return _camera(img, rng), boxes
 
 
+def _save(out: Path, name: str, img: np.ndarray) -> str:
+    cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return name
+
+
+def _rgba(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+
+
 def build(out: Path, records: dict[str, dict], cut_dir: Path, *, n_photo: int = 300, n_rendered: int = 200,
-          n_multi: int = 60, seed: int = 0) -> Path:
+          n_multi: int = 60, n_pairs: int = 150, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     with open(cut_dir / "index.csv", encoding="utf-8") as f:
@@ -92,19 +113,14 @@ def build(out: Path, records: dict[str, dict], cut_dir: Path, *, n_photo: int = 
     rows = []
     for k, i in enumerate(rng.choice(len(cuts), size=min(n_photo, len(cuts)), replace=False)):
         r = cuts[int(i)]
-        rgba = cv2.cvtColor(cv2.imread(str(cut_dir / r["file"]), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
-        img, box = place(rgba, rng, rng.uniform(90, 260))
-        name = f"photo_{k:04d}.jpg"
-        cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-        rows.append([name, *[round(v, 1) for v in box], r["item_seq"], "photo"])
+        img, box = place(_rgba(cut_dir / r["file"]), rng, rng.uniform(90, 260))
+        rows.append([_save(out, f"photo_{k:04d}.jpg", img), *[round(v, 1) for v in box], r["item_seq"], "photo"])
     pool = sorted(s for s in records if is_held_out(s) and s not in photo_items)
     for k, i in enumerate(rng.choice(len(pool), size=min(n_rendered, len(pool)), replace=False)):
         rec = records[pool[int(i)]]
         side = "front" if rng.random() < 0.6 else "back"
         img, box = place(render(spec_from_record(rec, rng, side), 16.0, rng), rng, rng.uniform(90, 260))
-        name = f"rendered_{k:04d}.jpg"
-        cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-        rows.append([name, *[round(v, 1) for v in box], rec["item_seq"], "rendered"])
+        rows.append([_save(out, f"rendered_{k:04d}.jpg", img), *[round(v, 1) for v in box], rec["item_seq"], "rendered"])
     multi_rng = np.random.default_rng(seed + 1)  # its own stream: the single-pill images stay as they were
     for k in range(n_multi):
         ppm = multi_rng.uniform(8, 16)  # pixels per mm of this photo
@@ -112,7 +128,7 @@ def build(out: Path, records: dict[str, dict], cut_dir: Path, *, n_photo: int = 
         for _ in range(int(multi_rng.integers(3, 7))):
             if multi_rng.random() < 0.6:
                 r = cuts[int(multi_rng.integers(len(cuts)))]
-                rgba = cv2.cvtColor(cv2.imread(str(cut_dir / r["file"]), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+                rgba = _rgba(cut_dir / r["file"])
                 f = ppm / float(r["px_per_mm"])
                 sprites.append(cv2.resize(rgba, None, fx=f, fy=f, interpolation=cv2.INTER_AREA))
                 labels.append((r["item_seq"], "multi-photo"))
@@ -122,11 +138,27 @@ def build(out: Path, records: dict[str, dict], cut_dir: Path, *, n_photo: int = 
                 sprites.append(render(spec_from_record(rec, multi_rng, side), ppm, multi_rng))
                 labels.append((rec["item_seq"], "multi-rendered"))
         img, boxes = table(sprites, multi_rng)
-        name = f"multi_{k:04d}.jpg"
-        cv2.imwrite(str(out / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        name = _save(out, f"multi_{k:04d}.jpg", img)
         rows.extend([name, *[round(v, 1) for v in box], seq, subset] for box, (seq, subset) in zip(boxes, labels))
+    pair_rng = np.random.default_rng(seed + 2)
+    sides: dict[str, dict[str, dict]] = {}
+    for r in cuts:
+        sides.setdefault(r["item_seq"], {}).setdefault(r["side"], r)
+    both = sorted(seq for seq, faces in sides.items() if len(faces) == 2)
+    for k, i in enumerate(pair_rng.choice(len(both), size=min(n_pairs, len(both)), replace=False)):
+        faces = sides[both[int(i)]]
+        order = ["front", "back"] if pair_rng.random() < 0.5 else ["back", "front"]
+        shots = [place(_rgba(cut_dir / faces[side]["file"]), pair_rng, pair_rng.uniform(90, 260)) for side in order]
+        rows.append(_pair_row(out, f"pair_photo_{k:04d}", shots, both[int(i)], "pair-photo"))
+    for k, i in enumerate(pair_rng.choice(len(pool), size=min(n_pairs, len(pool)), replace=False)):
+        rec = records[pool[int(i)]]
+        shots = []
+        for side in ("front", "back") if pair_rng.random() < 0.5 else ("back", "front"):
+            shots.append(place(render(spec_from_record(rec, pair_rng, side), 16.0, pair_rng), pair_rng,
+                               pair_rng.uniform(90, 260)))
+        rows.append(_pair_row(out, f"pair_rendered_{k:04d}", shots, rec["item_seq"], "pair-rendered"))
     with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["image", "x1", "y1", "x2", "y2", "item_seq", "subset"])
-        w.writerows(rows)
+        w.writerow(["image", "x1", "y1", "x2", "y2", "item_seq", "subset", *OTHER_COLUMNS])
+        w.writerows(row + [""] * (7 + len(OTHER_COLUMNS) - len(row)) for row in rows)
     return out / "labels.csv"

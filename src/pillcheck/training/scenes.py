@@ -151,13 +151,16 @@ def _rotate(rgba: np.ndarray, angle: float) -> np.ndarray:
 
 # ---------------------------------------------------------------- scene
 def compose(source: PillSource, rng: np.random.Generator, size: tuple[int, int] = (640, 480),
-            backgrounds: PhotoBackgrounds | None = None, real_fraction: float = 0.6) -> Scene:
+            backgrounds: PhotoBackgrounds | None = None, real_fraction: float = 0.6, pile: bool = False) -> Scene:
+    """One scene; ``pile`` forces a heap of 10-30 touching, overlapping pills (the detector's hardest case)."""
     w, h = size
     bg = backgrounds.sample(h, w, rng) if backgrounds and rng.random() < 0.45 else None
     img = (bg if bg is not None else procedural_background(h, w, rng)).astype(np.float32)
     ids = np.zeros((h, w), np.int32)  # which pill each pixel shows (0 = background)
     n = int(rng.choice([rng.integers(1, 7), rng.integers(7, 16), rng.integers(16, 31)], p=[0.55, 0.3, 0.15]))
-    dense = rng.random() < 0.35  # a pile: pills touch and overlap
+    dense = rng.random() < 0.35 or pile  # a pile: pills touch and overlap
+    if pile:  # drawn after the others, so the scenes of a seed stay the same with or without piles
+        n = max(n, int(rng.integers(10, 31)))
     # scale: a 10 mm pill is 4-16 % of the short side; more pills -> smaller on average
     px_per_mm = min(w, h) * rng.uniform(0.004, 0.016) * (1.0 if n < 10 else 0.75)
     cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
