@@ -73,9 +73,11 @@ def jpeg(size: tuple[int, int] = (320, 240)) -> bytes:
 # ---------------------------------------------------------------------- a stand-in detector for the handlers
 class TwoPills(Pipeline):
     """Decodes like the real pipeline, then 'finds' two demo pills: #1 sure (데모코나졸), #2 unsure (데모스타틴
-    as the second choice), so the handlers can be driven deterministically without a model."""
+    as the second choice; sure when a photo of its other side is given), so the handlers can be driven
+    deterministically without a model."""
 
-    def analyze(self, photo, my_meds=None, profile=None, *, conf=0.35, iou=0.5, confirmed=None) -> Report:
+    def analyze(self, photo, my_meds=None, profile=None, *, conf=0.35, iou=0.5, confirmed=None,
+                other_sides=None) -> Report:
         if not isinstance(photo, images.Decoded):
             photo = images.decode(photo, min_side=images.WORKING_SIDE)
         w, h = photo.size  # reports speak in full-size pixels
@@ -87,6 +89,8 @@ class TwoPills(Pipeline):
                       Identification([cand("999900001", 0.95)], "sure", "DK100")),
                  Pill(2, [0.5 * w, 0.5 * h, 0.9 * w, 0.9 * h], 0.8,
                       Identification([cand("999900003", 0.5), cand("999900002", 0.4)], "unsure", "D520"))]
+        if 2 in (other_sides or {}):  # its other side names it
+            pills[1].identification = Identification([cand("999900003", 0.99)], "sure", "D520 // S3")
         items = [p.item_seq for p in pills if p.item_seq] + list(my_meds or [])
         return Report(w, h, pills, check(self.catalog.dur, items, profile), list(my_meds or []), self.catalog.data)
 
@@ -121,6 +125,18 @@ def test_photo_then_correction_rechecks_at_once(two_pills, tmp_path):
     assert report["not_identified"] == [] and report["warnings"][0]["severity"] == "critical"
     session, *view = two_pills.on_rerun(session, None, "ko", 0.5, 0.45)  # the advanced sliders: detect again
     assert [p["status"] for p in session["pills"]] == ["sure", "unsure"] and session["corrections"] == []
+
+
+def test_a_photo_of_the_other_side_names_the_pill(two_pills, tmp_path):
+    session, *view = two_pills.on_photo(upload(tmp_path, jpeg()), None, "en", 0.35, 0.5)
+    session, *view = two_pills.on_choose(session, 1, "999900002", {}, "en")  # the person corrects pill 1
+    bad, *view = two_pills.on_other_side(upload(tmp_path, b"nope", "side.jpg"), session, 2, None, "en", 0.35, 0.5)
+    assert bad is session and "error" in view[STATUS] and session["pills"][1]["status"] == "unsure"
+    session, *view = two_pills.on_other_side(upload(tmp_path, jpeg(), "side.jpg"), session, 2, None, "en", 0.35, 0.5)
+    assert [p["status"] for p in session["pills"]] == ["confirmed", "sure"]  # the choice for #1 is kept
+    assert session["pills"][1]["imprint_read"] == "D520 // S3" and "Pill #2" in view[STATUS]
+    session, *view = two_pills.on_rerun(session, None, "en", 0.35, 0.5)  # new thresholds: sides are forgotten
+    assert "sides" not in session and session["pills"][1]["status"] == "unsure"
 
 
 def test_my_medications_and_profile_join_every_check(two_pills, tmp_path):

@@ -141,7 +141,7 @@ class Pipeline:
     def analyze(self, photo: bytes | str | Path | np.ndarray | images.Decoded, my_meds: list[str] | None = None,
                 profile: Profile | None = None, *, conf: float = 0.35, iou: float = 0.5,
                 confirmed: dict[int, str] | None = None,
-                other_sides: dict[int, bytes | str | Path | np.ndarray] | None = None) -> Report:
+                other_sides: dict[int, bytes | str | Path | np.ndarray | images.Decoded] | None = None) -> Report:
         """Boxes and sizes in the report are in full-resolution pixels of the upright photo, however it was decoded.
         ``other_sides``: pill number (1-based, as shown) -> a photo of that pill turned over."""
         t = {"start": time.perf_counter()}

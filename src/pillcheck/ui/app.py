@@ -308,13 +308,33 @@ class PillcheckApp:
         if not session:
             return [None, *self.view(None, device, lang, t(lang, "photo_hint"))]
         photo = images.decode(session["photo"], min_side=images.WORKING_SIDE)
+        session.pop("sides", None)  # other thresholds may number the pills differently
         return self.analyze_into(session, photo, device, lang, conf, iou)
 
-    def analyze_into(self, session: dict, photo: images.Decoded, device: dict, lang: str, conf: float,
-                     iou: float) -> list:
-        """Detect and identify (the slow part, in the inference group); the check itself runs in the view."""
+    def on_other_side(self, payload: Any, session: dict | None, pick: int | None, device: Any, lang: str,
+                      conf: float, iou: float) -> list:
+        """A photo of pill ``pick`` turned over: the photo is analysed again, that pill with both its sides."""
+        device = device_of(device)
+        if not payload or not session or not pick:
+            return [session, *self.view(session, device, lang, pick=pick)]
         try:
-            report = self.pipe.analyze(photo, [], None, conf=float(conf), iou=float(iou))
+            data, _ = read_upload(payload)
+            side = images.decode(data, min_side=images.WORKING_SIDE)
+        except images.InputError as exc:
+            return [session, *self.view(session, device, lang, t(lang, "bad_photo", msg=exc), "error", pick=pick)]
+        session["sides"] = {**session.get("sides", {}), int(pick): side}
+        photo = images.decode(session["photo"], min_side=images.WORKING_SIDE)
+        return self.analyze_into(session, photo, device, lang, conf, iou, t(lang, "side_added", n=pick), pick,
+                                 keep_choices=True)
+
+    def analyze_into(self, session: dict, photo: images.Decoded, device: dict, lang: str, conf: float,
+                     iou: float, message: str = "", pick: int | None = None, keep_choices: bool = False) -> list:
+        """Detect and identify (the slow part, in the inference group); the check itself runs in the view.
+        ``keep_choices``: the same photo again, with the same pills: what the person chose stays chosen."""
+        chosen = {p["index"]: p for p in session.get("pills", []) if p["status"] == "confirmed"} if keep_choices else {}
+        try:
+            report = self.pipe.analyze(photo, [], None, conf=float(conf), iou=float(iou),
+                                       other_sides=session.get("sides"))
         except ModelError as exc:  # the person needs to know it is not their photo; the log gets the path
             log.error("analyze: %s", exc)
             return [None, *self.view(None, device, lang, t(lang, "model_missing"), "error")]
@@ -322,10 +342,13 @@ class PillcheckApp:
             log.exception("analyze failed")
             return [None, *self.view(None, device, lang, t(lang, "failed", msg=exc.__class__.__name__), "error")]
         preview, scale = render.downscale(photo.rgb)  # report boxes are in full-size pixels
-        session.update(preview=preview, scale=scale / photo.scale, pills=[p.to_dict() for p in report.pills], corrections=[])
-        n = len(session["pills"])
-        return [session, *self.view(session, device, lang, t(lang, "found", n=n) if n else t(lang, "none_found"),
-                                    "info" if n else "error")]
+        pills = [chosen.get(p.index) or p.to_dict() for p in report.pills]
+        session.update(preview=preview, scale=scale / photo.scale, pills=pills,
+                       corrections=session.get("corrections", []) if keep_choices else [])
+        n = len(pills)
+        if not message:
+            message = t(lang, "found", n=n) if n else t(lang, "none_found")
+        return [session, *self.view(session, device, lang, message, "info" if n else "error", pick=pick)]
 
     # ------------------------------------------------------------------ handlers: choosing and correcting
     def on_pick(self, session: dict | None, pick: int, lang: str) -> dict:
@@ -491,6 +514,9 @@ class PillcheckApp:
                 choice = L(gr.Radio([], label=t(ko, "choice"), elem_id="pc-choice"), label="choice")
                 fix_search = L(gr.Textbox(label=t(ko, "fix_search"), placeholder=t(ko, "search_placeholder"),
                                           elem_id="pc-fix-search"), label="fix_search", placeholder="search_placeholder")
+                other_side = L(gr.Image(sources=["upload", "webcam"], type="filepath", image_mode=None,
+                                        label=t(ko, "other_side"), webcam_options=WEBCAM, height=160,
+                                        elem_id="pc-other-side"), label="other_side")
                 add_pill = L(gr.Button(t(ko, "add_pill_to_meds"), size="md", elem_id="pc-add-pill"), value="add_pill_to_meds")
             with gr.Column(elem_id="pc-meds"):
                 L(gr.Markdown(heading("meds_title")(ko)), value=heading("meds_title"))
@@ -534,6 +560,8 @@ class PillcheckApp:
                          show_progress_on=[status, warnings], **inference)
             rerun.click(self.on_rerun, [session, device, lang, conf, iou], [session, *view], **inference)
             pick.input(self.on_pick, [session, pick, lang], [choice], **private)
+            other_side.upload(self.on_other_side, [other_side, session, pick, device, lang, conf, iou], [session, *view],
+                              preprocess=False, show_progress_on=[status], **inference)
             fix_search.change(self.on_fix_search, [fix_search, session, pick, lang], [choice], **private)
             choice.input(self.on_choose, [session, pick, choice, device, lang], [session, *view], **private)
             add_pill.click(self.on_add_pill, [session, pick, device, lang], [device, *view], **private)
