@@ -1,0 +1,36 @@
+"""The synthetic scene generator: a pile is many touching, overlapping pills, unlike an ordinary scene."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pillcheck.metrics import iou_matrix
+from pillcheck.training.render import PillSpec, render
+from pillcheck.training.scenes import PillSource, compose
+
+
+def source() -> PillSource:
+    rng = np.random.default_rng(0)
+    sprites = [(render(PillSpec(shape, [colour], 10, 6 if shape == "장방형" else 10), 20.0, rng), 20.0)
+               for shape, colour in (("원형", "하양"), ("장방형", "노랑"), ("타원형", "분홍"))]
+    return PillSource(sprites, [])
+
+
+def stats(pile: bool) -> tuple[list[int], int]:
+    """Pills per scene and how many of them overlap another, over the same six seeds."""
+    src, counts, touching = source(), [], 0
+    for i in range(6):
+        scene = compose(src, np.random.default_rng([7, i]), pile=pile)
+        counts.append(len(scene.boxes))
+        iou = iou_matrix(scene.boxes, scene.boxes)
+        np.fill_diagonal(iou, 0)
+        touching += int((iou > 0).any(1).sum())
+    return counts, touching
+
+
+def test_piles_are_many_overlapping_pills():
+    counts, touching = stats(pile=True)
+    assert min(counts) >= 8, counts  # 10-30 placed; a pill hidden under others loses its box
+    assert touching >= sum(counts) // 2, (touching, counts)
+    plain_counts, plain_touching = stats(pile=False)
+    assert sum(plain_counts) < sum(counts) and plain_touching < touching
