@@ -160,6 +160,7 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     at 0.1, which undid much of a trained model in the first epochs: real-photo mAP50-95 0.55 -> 0.39 by epoch 3).
     On a shared 2-core machine use ``threads=1``: two OpenMP threads on two busy cores stall each other.
     """
+    run_dir = run_dir.resolve()  # ultralytics puts a relative project under its own runs/detect/
     _ultralytics_offline(run_dir.parent / ".ultralytics")
     import ultralytics.utils.torch_utils as tu
     from ultralytics import YOLO
