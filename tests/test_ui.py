@@ -345,6 +345,7 @@ def test_api_odd_inputs_are_answered_and_the_server_keeps_serving(client, tmp_pa
 @needs_detector
 def test_api_analyze_a_photo(client):
     from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
 
     photo = sorted(PHOTOS.glob("*.jpg"))[0]
     report = client.predict(photo=handle_file(str(photo)), my_meds=["999900001", "999900002"], api_name="/analyze")
@@ -353,6 +354,11 @@ def test_api_analyze_a_photo(client):
     assert {"index", "box", "confidence", "status", "candidates", "item_seq"} <= set(pill)
     assert pill["status"] in ("sure", "unsure", "unknown") and len(pill["box"]) == 4
     assert report["warnings"][0]["severity"] == "critical" and report["data"] == "demo"
+    both = client.predict(photo=handle_file(str(photo)), other_side=handle_file(str(photo)), other_pill=1,
+                          api_name="/analyze")
+    assert " // " in both["pills"][0]["imprint_read"]  # pill 1 was matched with the second photo too
+    with pytest.raises(AppError, match="go together"):
+        client.predict(photo=handle_file(str(photo)), other_pill=1, api_name="/analyze")
 
 
 @needs_detector

@@ -462,15 +462,20 @@ class PillcheckApp:
     # ------------------------------------------------------------------ the named HTTP API (gradio_client)
     @_api_errors
     def api_analyze(self, photo: FileData, my_meds: list[str] | None = None, age: float | None = None,
-                    pregnant: bool = False, conf: float = 0.35, iou: float = 0.5) -> dict:
+                    pregnant: bool = False, conf: float = 0.35, iou: float = 0.5, other_side: FileData | None = None,
+                    other_pill: int = 0) -> dict:
         """Photo -> pills (box, status, top candidates) and DUR warnings, with my medications (ITEM_SEQ codes)
-        and profile. A photo that cannot be used is answered with an error message saying why."""
+        and profile; ``other_side``: a photo of pill number ``other_pill`` turned over. A photo that cannot be
+        used is answered with an error message saying why."""
         meds = codes(my_meds)
         profile = Profile(age=age, pregnant=bool(pregnant))
         if not (0.01 <= conf <= 0.99 and 0.05 <= iou <= 0.95):
             raise ValueError("conf must be within 0.01..0.99 and iou within 0.05..0.95")
+        if bool(other_side) != bool(other_pill):
+            raise ValueError("other_side and other_pill go together: the photo of a pill turned over, and its number")
         data, _ = read_upload(photo)
-        report = self.pipe.analyze(data, meds, profile, conf=conf, iou=iou).to_dict()
+        sides = {int(other_pill): read_upload(other_side)[0]} if other_side else None
+        report = self.pipe.analyze(data, meds, profile, conf=conf, iou=iou, other_sides=sides).to_dict()
         return {**report, "notice": export.notice(report["data"]), "disclaimer": t("en", "disclaimer")}
 
     @_api_errors
