@@ -221,6 +221,9 @@ def test_render_pieces():
     html = render.cards_html([{**pills[0], "candidates": [{"item_seq": "1", "name": "<b>x</b>", "score": 0.5,
                                                            "company": "c"}], "imprint_read": ""}], {}, "en")
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "Not sure" in html and ">7<" in html
+    assert "Turn the pill over" in html  # one side seen, not named: ask for the other
+    both = render.cards_html([{**pills[0], "candidates": [], "imprint_read": "DK // 10"}], {}, "en")
+    assert "Turn the pill over" not in both
     check_ = {"warnings": [{"severity": "caution", "kind": "SPLIT", "type_name": "분할주의", "items": ["a"],
                             "item_names": ["A"], "reason": "r", "notice_date": None},
                            {"severity": "critical", "kind": "CONTRAINDICATED", "type_name": "병용금기", "items": ["a", "b"],

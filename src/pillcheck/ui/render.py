@@ -123,6 +123,8 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
             items = "".join(f"<li>{escape(c['name'])} <small>· {escape(c.get('company') or '')} · "
                             f"{confidence_word(c['score'], lang)}</small></li>" for c in p["candidates"][:3])
             choices = f"<div class='pc-choices'><span>{escape(t(lang, 'top_choices'))}</span><ol>{items}</ol></div>"
+        if status in ("unsure", "unknown") and " // " not in (p.get("imprint_read") or ""):  # one side seen so far
+            choices += f"<p class='pc-turn'>{escape(t(lang, 'turn_over'))}</p>"
         cards.append(
             f"<article class='pc-card pc-{status}' style='border-color:{colour}'>"
             f"<header><span class='pc-num' style='background:{colour}'>{p['index']}</span>"

@@ -49,6 +49,7 @@ CSS = """
 .pc-row b { text-align: right; font-weight: 600; }
 .pc-choices { margin-top: 4px; font-size: 0.95em; }
 .pc-choices ol { margin: 2px 0 0; padding-left: 1.4em; }
+.pc-turn { margin: 6px 0 0; font-weight: 600; }
 #pc-photo, #pc-result { min-width: 0 !important; }
 """ + "html:root.pc-large, html.pc-large .dark {" + "".join(
     f" --text-{k}: {v}px;" for k, v in _LARGE.items()) + " }\n"
