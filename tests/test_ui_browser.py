@@ -139,3 +139,21 @@ def test_phone_choose_a_pill_and_remember_medications(demo_db, phone, tmp_path):
         wait_text(page, "#pc-status", "사진을 사용할 수 없습니다")
         assert "Traceback" not in page.evaluate("document.body.innerText")
 
+
+
+def test_phone_photo_of_the_other_side(demo_db, phone, tmp_path):
+    """The unsure pill's card asks for its other side; a photo of it, taken in the correction panel, names it."""
+    with serve_app(demo_db, TwoPills(db=demo_db)) as url:
+        page = phone
+        page.goto(url, wait_until="load")
+        wait_text(page, "#pc-banner", "데모 데이터")
+        photo, side = tmp_path / "pills.jpg", tmp_path / "side.jpg"
+        photo.write_bytes(jpeg((640, 480)))
+        side.write_bytes(jpeg((320, 240)))
+        page.locator("#pc-photo input[type=file]").set_input_files(str(photo))
+        wait_text(page, "#pc-cards", "뒤집어")  # pill #2 is unsure: turn it over
+        page.locator("#pc-other-side input[type=file]").set_input_files(str(side))
+        wait_text(page, "#pc-status", "알약 #2: 반대쪽 사진")
+        wait_text(page, "#pc-cards", "D520 // S3")
+        assert "뒤집어" not in page.evaluate("document.querySelector('#pc-cards').innerText")
+        assert no_sideways_scroll(page)
