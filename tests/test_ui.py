@@ -256,13 +256,15 @@ def test_blocks_settings(demo_db):
 
     demo = PillcheckApp(Pipeline(db=demo_db), secret=SECRET).blocks()
     config_ = demo.get_config_file()
-    (photo,) = [c["props"] for c in config_["components"] if c["props"].get("elem_id") == "pc-photo"]
-    assert photo["webcam_options"]["mirror"] is False and set(photo["sources"]) == {"upload", "webcam"}
-    assert photo["webcam_options"]["constraints"]["video"]["facingMode"] == {"ideal": "environment"}
+    for elem_id in ("pc-photo", "pc-other-side"):
+        (photo,) = [c["props"] for c in config_["components"] if c["props"].get("elem_id") == elem_id]
+        assert photo["webcam_options"]["mirror"] is False and set(photo["sources"]) == {"upload", "webcam"}
+        assert photo["webcam_options"]["constraints"]["video"]["facingMode"] == {"ideal": "environment"}
     (state,) = [c["props"] for c in config_["components"] if c["type"] == "browserstate"]
     assert state["storage_key"] == "pillcheck-device" and state["default_value"]["meds"] == []
     fns = {f.api_name: f for f in demo.fns.values()}
-    assert {n for n, f in fns.items() if f.concurrency_id == INFERENCE} == {"on_photo", "on_rerun", "on_batch", "analyze"}
+    assert {n for n, f in fns.items() if f.concurrency_id == INFERENCE} == {"on_photo", "on_rerun", "on_other_side",
+                                                                             "on_batch", "analyze"}
     assert all(fns[n].concurrency_limit == 1 for n in ("on_photo", "analyze"))
     assert {n for n, f in fns.items() if f.api_visibility == "public"} == {"analyze", "check", "search"}
     assert demo.delete_cache == DELETE_CACHE
