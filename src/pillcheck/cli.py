@@ -381,7 +381,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
         data = td.build_dataset(cfg)
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads,
-                    lr0=args.lr0, rect=args.rect)
+                    lr0=args.lr0)
     weights = best if args.export == "best" else best.with_name("last.pt")
     onnx = td.export(weights, Path(args.output), imgsz=args.imgsz, serve_imgsz=args.serve_imgsz)
     print(f"detector: {onnx}")
@@ -521,7 +521,6 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--output", type=Path, default=config.MODELS_DIR / "detector.onnx")
     td.add_argument("--synthetic", type=int, default=1000, help="synthetic training scenes")
     td.add_argument("--piles", type=int, default=0, help="extra synthetic training scenes that are piles of 10-30 pills")
-    td.add_argument("--rect", action="store_true", help="train on batches shaped like the photos (no mosaic)")
     td.add_argument("--real-repeat", type=int, default=2, help="times each real training photo is in the training set")
     td.add_argument("--model", default="yolov8n.yaml",
                     help="architecture yaml, or a .pt / exported .onnx of ours to continue from")
