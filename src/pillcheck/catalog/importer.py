@@ -9,11 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -448,27 +445,6 @@ def _orphans(db_path: Path) -> list[Path]:
     return out
 
 
-@contextmanager
-def _interrupts() -> Iterator[Callable[[], bool]]:
-    """Whether Ctrl-C came during the build. DuckDB can swallow the KeyboardInterrupt raised inside one of its
-    calls and finish the statement (seen: an update interrupted while writing its new file swapped it in and
-    exited 0), so the interrupt is also remembered here and checked before the swap."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    seen: list[int] = []
-
-    def handler(signum: int, frame: object) -> None:
-        seen.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: bool(seen)
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-
-
 def import_dir(src: Path | list[Path], db_path: Path, *, data_kind: str = "official") -> dict[str, int]:
     """Read every official file under ``src`` (one folder or several) and atomically replace ``db_path``."""
     t0 = time.perf_counter()
@@ -485,11 +461,8 @@ def import_dir(src: Path | list[Path], db_path: Path, *, data_kind: str = "offic
     for leftover in (tmp, Path(f"{tmp}.wal"), *_orphans(db_path)):
         leftover.unlink(missing_ok=True)
     try:
-        with _interrupts() as interrupted:
-            counts = build_database(tables, tmp, data_kind=data_kind,
-                                    source_dir=";".join(str(d.resolve()) for d in dirs))
-            if interrupted():
-                raise KeyboardInterrupt
+        counts = build_database(tables, tmp, data_kind=data_kind,
+                                source_dir=";".join(str(d.resolve()) for d in dirs))
         os.replace(tmp, db_path)  # atomic on one filesystem: readers see the old file or the new one
         Path(f"{db_path}.wal").unlink(missing_ok=True)
     finally:
