@@ -32,7 +32,16 @@ def wait_for(condition, timeout: float = 120.0) -> None:
         time.sleep(0.01)
 
 
-def test_killed_update_leaves_the_old_catalog_serving(demo_db, tmp_path):
+@pytest.fixture()
+def default_sigint():
+    """A test run under nohup (or in the background) ignores SIGINT, and its children inherit that: Ctrl-C could
+    not reach the update. Give them the default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_killed_update_leaves_the_old_catalog_serving(demo_db, tmp_path, default_sigint):
     from gradio_client import Client
 
     db = tmp_path / "live.duckdb"
