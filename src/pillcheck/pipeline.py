@@ -186,6 +186,7 @@ class Pipeline:
 
 
 def _decoded(photo: bytes | str | Path | np.ndarray | images.Decoded) -> images.Decoded:
+    """Any accepted form of a photo, upright and decoded at the working size (an array is taken as is)."""
     if isinstance(photo, np.ndarray):
         return images.Decoded(photo, (photo.shape[1], photo.shape[0]))
     if isinstance(photo, images.Decoded):

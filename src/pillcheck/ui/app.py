@@ -319,10 +319,11 @@ class PillcheckApp:
             return [session, *self.view(session, device, lang, pick=pick)]
         try:
             data, _ = read_upload(payload)
-            side = images.decode(data, min_side=images.WORKING_SIDE)
+            images.decode(data, min_side=images.WORKING_SIDE)  # a bad photo is refused here, before anything changes
         except images.InputError as exc:
             return [session, *self.view(session, device, lang, t(lang, "bad_photo", msg=exc), "error", pick=pick)]
-        session["sides"] = {**session.get("sides", {}), int(pick): side}
+        # kept as the file's bytes, like the photo itself (a decoded frame is ~10 MB per side and session)
+        session["sides"] = {**session.get("sides", {}), int(pick): data}
         photo = images.decode(session["photo"], min_side=images.WORKING_SIDE)
         return self.analyze_into(session, photo, device, lang, conf, iou, t(lang, "side_added", n=pick), pick,
                                  keep_choices=True)
