@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pillcheck import config, images
-from pillcheck.inference.detector import DEFAULT_IMGSZ, IMGSZ_KEY, Detections, Detector, letterbox, nms
+from pillcheck.inference.detector import DEFAULT_IMGSZ, IMGSZ_KEY, PAD_KEY, Detections, Detector, letterbox, nms
 from pillcheck.inference.session import ModelError
 from pillcheck.metrics import iou_matrix
 from pillcheck.training.scenes import table_with_pills
@@ -102,14 +102,23 @@ def test_serving_size_travels_with_the_model(tmp_path):
     img, truth = table_with_pills()
     found = det(img, conf=TOY_CONF)
     assert len(found) and (iou_matrix(found.xyxy, truth).max(1) >= 0.5).all()  # served at 544: still on the pills
+    assert not det.square and PAD_KEY not in meta
+    set_serving_size(copy, 544, square=True)
+    det = Detector(copy)
+    assert det.square and not Detector(copy, square=False).square
+    square = det(img, conf=TOY_CONF)  # a 4:3 photo on a 544 x 544 input: boxes still land on the pills
+    assert len(square) and (iou_matrix(square.xyxy, truth).max(1) >= 0.5).all()
     set_serving_size(copy, None)
-    assert IMGSZ_KEY not in Detector(copy).session.get_modelmeta().custom_metadata_map
-    assert Detector(copy).imgsz == DEFAULT_IMGSZ
+    assert {IMGSZ_KEY, PAD_KEY}.isdisjoint(Detector(copy).session.get_modelmeta().custom_metadata_map)
+    assert Detector(copy).imgsz == DEFAULT_IMGSZ and not Detector(copy).square
 
 
 def test_letterbox_keeps_aspect_and_pads_to_stride():
     tensor, scale, (left, top) = letterbox(np.zeros((480, 640, 3), np.uint8), 416)
     assert tensor.shape == (1, 3, 320, 416) and scale == pytest.approx(0.65) and (left, top) == (0, 4)
+    tensor, scale, (left, top) = letterbox(np.zeros((480, 640, 3), np.uint8), 416, square=True)
+    assert tensor.shape == (1, 3, 416, 416) and (left, top) == (0, 52)  # 312 rows of photo, centred
+    assert np.allclose(tensor[0, :, :52], 114 / 255) and np.allclose(tensor[0, :, 364:], 114 / 255)
 
 
 def test_nms_and_validation():

@@ -241,15 +241,15 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     from pillcheck.inference import models
     from pillcheck.training.scenes import read_yolo
 
-    det = models.detector(args.model, args.imgsz)
+    det = models.detector(args.model, args.imgsz, args.square)
     preds, gts = [], []
     for img_path, lbl in yolo_folder(Path(args.dataset)):
         photo = images.decode(img_path, min_side=images.WORKING_SIDE)  # as served
         d = det(photo.rgb, conf=0.001, iou=args.iou).scaled(photo.scale)
         preds.append((d.xyxy, d.confidence))
         gts.append(read_yolo(lbl, *photo.size))
-    _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, **metrics.evaluate(preds, gts, conf=args.conf)},
-                  args.json)
+    result = metrics.evaluate(preds, gts, conf=args.conf)
+    _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, "square": det.square, **result}, args.json)
     return 0
 
 
@@ -377,13 +377,14 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     if not data.exists() or args.rebuild:
         cfg = td.DatasetConfig(shared=Path(args.shared), db=args.db or config.default_db(), out=out,
                                synthetic=args.synthetic, piles=args.piles, pushin_repeat=args.real_repeat,
-                               seed=args.seed)
+                               seed=args.seed, scenes_round=args.scenes_round)
         data = td.build_dataset(cfg)
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads,
                     lr0=args.lr0)
     weights = best if args.export == "best" else best.with_name("last.pt")
-    onnx = td.export(weights, Path(args.output), imgsz=args.imgsz, serve_imgsz=args.serve_imgsz)
+    onnx = td.export(weights, Path(args.output), imgsz=args.imgsz, serve_imgsz=args.serve_imgsz,
+                     serve_square=args.serve_square)
     print(f"detector: {onnx}")
     return 0
 
@@ -477,6 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--iou", type=float, default=0.5, help="NMS IoU threshold")
     ed.add_argument("--model", type=Path, default=None)
     ed.add_argument("--imgsz", type=int, default=None, help="input size (default: the one stored in the model)")
+    ed.add_argument("--square", action=argparse.BooleanOptionalAction, default=None,
+                    help="pad the input to a square (default: as stored in the model)")
     ed.add_argument("--json", action="store_true")
     ed.set_defaults(func=cmd_eval_detector)
 
@@ -531,10 +534,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weights to export: best on the synthetic validation, or the last epoch (mosaic off)")
     td.add_argument("--serve-imgsz", type=int, default=None,
                     help="input size stored in the ONNX for serving (default: --imgsz; choose it with eval --imgsz)")
+    td.add_argument("--serve-square", action="store_true",
+                    help="store in the ONNX that it is served on square inputs (choose it with eval --square)")
     td.add_argument("--epochs", type=int, default=50)
     td.add_argument("--batch", type=int, default=16)
     td.add_argument("--lr0", type=float, default=None, help="fine-tune a trained model: AdamW at this rate, no warm-up")
     td.add_argument("--seed", type=int, default=0)
+    td.add_argument("--scenes-round", type=int, default=0,
+                    help="N > 0: draw fresh training scenes for a further leg; validation and held-back sets unchanged")
     td.add_argument("--device", default="cpu", help="cpu, or a CUDA index such as 0")
     td.add_argument("--rebuild", action="store_true", help="rebuild the dataset even if it exists")
     td.add_argument("--resume", action="store_true", help="continue an interrupted run from last.pt")

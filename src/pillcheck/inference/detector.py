@@ -13,6 +13,7 @@ from pillcheck.inference.session import ModelError, create_session
 STRIDE = 32
 DEFAULT_IMGSZ = 416
 IMGSZ_KEY = "pillcheck_imgsz"  # ONNX metadata: the input size the model was chosen to be served at (MODEL_CARD)
+PAD_KEY = "pillcheck_pad"  # ONNX metadata: "square" for a model served on square letterboxes, as it was trained
 
 
 @dataclass
@@ -44,8 +45,9 @@ class Detections:
         return Detections(self.xyxy * k, self.confidence, self.class_id)
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """Resize the long side to ``size`` and pad the short side to a multiple of 32 (not to a square).
+def letterbox(image: np.ndarray, size: int, square: bool = False) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize the long side to ``size`` and pad the short side to a multiple of 32, or to ``size`` (``square``:
+    models trained on square mosaics lean on the grey bars, see MODEL_CARD).
 
     Returns the NCHW float32 tensor, the scale, and the (left, top) padding, to map boxes back.
     """
@@ -55,7 +57,7 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[in
     if scale < 0.5:  # a 12 MP photo: a cheap linear step to twice the size, then area averaging (no aliasing)
         image = cv2.resize(image, (2 * nw, 2 * nh), interpolation=cv2.INTER_LINEAR)
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    pw, ph = (-nw) % STRIDE, (-nh) % STRIDE
+    pw, ph = (size - nw, size - nh) if square else ((-nw) % STRIDE, (-nh) % STRIDE)
     left, top = pw // 2, ph // 2
     padded = cv2.copyMakeBorder(resized, top, ph - top, left, pw - left, cv2.BORDER_CONSTANT, value=(114, 114, 114))
     tensor = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
@@ -82,20 +84,23 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 class Detector:
     """YOLO-family ONNX detector with raw head output [1, 4 + classes, anchors] (cx, cy, w, h, scores...)."""
 
-    def __init__(self, path: Path, imgsz: int | None = None, threads: int | None = None) -> None:
-        """``imgsz`` (long side of the input) defaults to the size stored in the model, else DEFAULT_IMGSZ."""
+    def __init__(self, path: Path, imgsz: int | None = None, square: bool | None = None,
+                 threads: int | None = None) -> None:
+        """``imgsz`` (long side of the input) and ``square`` (pad to a square) default to what the model stores,
+        else DEFAULT_IMGSZ and stride padding."""
         self.path = Path(path)
         self.session = create_session(self.path, threads=threads)
-        stored = self.session.get_modelmeta().custom_metadata_map.get(IMGSZ_KEY, "")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        stored = meta.get(IMGSZ_KEY, "")
         self.imgsz = imgsz or (int(stored) if stored.isdigit() else DEFAULT_IMGSZ)
+        self.square = meta.get(PAD_KEY) == "square" if square is None else square
         inp = self.session.get_inputs()[0]
         if len(inp.shape) != 4:
             raise ModelError(f"{self.path.name}: expected an image input [b,3,h,w], got {inp.shape}")
         self.input_name = inp.name
         fixed = [d for d in inp.shape[2:] if isinstance(d, int)]
-        self.fixed = fixed[0] if len(fixed) == 2 and fixed[0] == fixed[1] else None
-        if self.fixed:
-            self.imgsz = self.fixed
+        if len(fixed) == 2 and fixed[0] == fixed[1]:  # a fixed-size export needs exactly its square
+            self.imgsz, self.square = fixed[0], True
 
     @property
     def providers(self) -> list[str]:
@@ -103,12 +108,7 @@ class Detector:
 
     def __call__(self, image: np.ndarray, conf: float = 0.35, iou: float = 0.5, max_det: int = 300) -> Detections:
         h, w = image.shape[:2]
-        tensor, scale, (left, top) = letterbox(image, self.imgsz)
-        if self.fixed and tensor.shape[2:] != (self.fixed, self.fixed):  # a fixed-size export needs a square
-            pad_h, pad_w = self.fixed - tensor.shape[2], self.fixed - tensor.shape[3]
-            tensor = np.pad(tensor, ((0, 0), (0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)),
-                            constant_values=114 / 255)
-            left, top = left + pad_w // 2, top + pad_h // 2
+        tensor, scale, (left, top) = letterbox(image, self.imgsz, self.square)
         out = self.session.run(None, {self.input_name: tensor})[0][0]  # (4 + nc, anchors)
         scores_all = out[4:]
         cls = scores_all.argmax(0)

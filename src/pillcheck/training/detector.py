@@ -43,6 +43,7 @@ class DatasetConfig:
     pushin_repeat: int = 2
     real_fraction: float = 0.6
     seed: int = 0
+    scenes_round: int = 0  # > 0: fresh training scenes (another random stream); validation and held-back unchanged
     size: tuple[int, int] = (640, 480)
 
 
@@ -112,7 +113,8 @@ def build_dataset(cfg: DatasetConfig) -> Path:
             ("train", "pile", cfg.piles, train_src, "pile")]
     for k, (split, stem, n, src, mode) in enumerate(plan):
         for i in range(n):
-            rng = np.random.default_rng([cfg.seed, k, i])
+            fresh = split == "train" and cfg.scenes_round > 0
+            rng = np.random.default_rng([cfg.seed, k, i, cfg.scenes_round] if fresh else [cfg.seed, k, i])
             scene = compose(src, rng, cfg.size, None if split == "test_dense" else backgrounds, cfg.real_fraction,
                             pile=mode == "pile")
             if mode == "dense":  # many pills
@@ -188,10 +190,11 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     return run_dir / "weights" / "best.pt"
 
 
-def export(weights: Path, out: Path, imgsz: int = 416, opset: int = 18, serve_imgsz: int | None = None) -> Path:
+def export(weights: Path, out: Path, imgsz: int = 416, opset: int = 18, serve_imgsz: int | None = None,
+           serve_square: bool = False) -> Path:
     """ONNX, dynamic batch and size, raw head output [b, 4+1, anchors] (NMS is ours, in numpy).
 
-    ``serve_imgsz`` (default ``imgsz``) is stored in the file: the input size the detector runs at when served.
+    ``serve_imgsz`` (default ``imgsz``) and ``serve_square`` are stored in the file: how the detector is served.
     """
     _ultralytics_offline(weights.parent.parent.parent / ".ultralytics")
     from ultralytics import YOLO
@@ -199,21 +202,23 @@ def export(weights: Path, out: Path, imgsz: int = 416, opset: int = 18, serve_im
     path = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, opset=opset, dynamic=True, simplify=True))
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, out)
-    return set_serving_size(out, serve_imgsz or imgsz)
+    return set_serving_size(out, serve_imgsz or imgsz, serve_square)
 
 
-def set_serving_size(onnx_path: Path, imgsz: int | None) -> Path:
-    """Record in the model the input size it is served at (read by ``inference.detector.Detector``); None removes
-    it (the detector then runs at its default)."""
+def set_serving_size(onnx_path: Path, imgsz: int | None, square: bool = False) -> Path:
+    """Record in the model the input size it is served at and whether on a square (read by
+    ``inference.detector.Detector``); None / False remove them (the detector then runs at its defaults)."""
     import onnx
 
-    from pillcheck.inference.detector import IMGSZ_KEY
+    from pillcheck.inference.detector import IMGSZ_KEY, PAD_KEY
 
     model = onnx.load(str(onnx_path))
-    props = [p for p in model.metadata_props if p.key != IMGSZ_KEY]
+    props = [p for p in model.metadata_props if p.key not in (IMGSZ_KEY, PAD_KEY)]
     del model.metadata_props[:]
     model.metadata_props.extend(props)
     if imgsz:
         model.metadata_props.add(key=IMGSZ_KEY, value=str(imgsz))
+    if square:
+        model.metadata_props.add(key=PAD_KEY, value="square")
     onnx.save(model, str(onnx_path))
     return onnx_path
