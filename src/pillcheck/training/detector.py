@@ -91,6 +91,13 @@ def _records(db: Path, held_out: bool) -> list[dict]:
     return [r for r in rows if is_held_out(r["item_seq"]) == held_out]
 
 
+def scene_rng(cfg: DatasetConfig, split: str, k: int, i: int) -> np.random.Generator:
+    """The random stream of scene ``i`` of plan row ``k``: a further round redraws only training scenes, so a
+    model trained on them is still measured on the same validation and held-back scenes."""
+    fresh = split == "train" and cfg.scenes_round > 0
+    return np.random.default_rng([cfg.seed, k, i, cfg.scenes_round] if fresh else [cfg.seed, k, i])
+
+
 def build_dataset(cfg: DatasetConfig) -> Path:
     """Write the YOLO dataset; returns its data.yaml. Products held out (splits.py) only appear in `dense_test`."""
     out = cfg.out
@@ -113,8 +120,7 @@ def build_dataset(cfg: DatasetConfig) -> Path:
             ("train", "pile", cfg.piles, train_src, "pile")]
     for k, (split, stem, n, src, mode) in enumerate(plan):
         for i in range(n):
-            fresh = split == "train" and cfg.scenes_round > 0
-            rng = np.random.default_rng([cfg.seed, k, i, cfg.scenes_round] if fresh else [cfg.seed, k, i])
+            rng = scene_rng(cfg, split, k, i)
             scene = compose(src, rng, cfg.size, None if split == "test_dense" else backgrounds, cfg.real_fraction,
                             pile=mode == "pile")
             if mode == "dense":  # many pills
