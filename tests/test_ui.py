@@ -135,8 +135,21 @@ def test_a_photo_of_the_other_side_names_the_pill(two_pills, tmp_path):
     session, *view = two_pills.on_other_side(upload(tmp_path, jpeg(), "side.jpg"), session, 2, None, "en", 0.35, 0.5)
     assert [p["status"] for p in session["pills"]] == ["confirmed", "sure"]  # the choice for #1 is kept
     assert session["pills"][1]["imprint_read"] == "D520 // S3" and "Pill #2" in view[STATUS]
+    assert view[-1]["value"] is None and "Next" not in view[STATUS]  # emptied for another side; none left to turn
     session, *view = two_pills.on_rerun(session, None, "en", 0.35, 0.5)  # new thresholds: sides are forgotten
     assert "sides" not in session and session["pills"][1]["status"] == "unsure"
+
+
+def test_the_other_sides_are_asked_for_one_pill_after_another():
+    """After one side photo: a pill still not named keeps the panel (choose it); a named one moves the panel to the
+    next pill not named that has no side photo yet; with none left the message says only what was done."""
+    pills = [{"index": i, "item_seq": seq} for i, seq in ((1, ""), (2, "A"), (3, ""), (4, ""))]
+    message, pick = PillcheckApp.next_side(pills, {1: b"", 2: b""}, 2, "en")
+    assert pick == 3 and "Pill #2" in message and "turn pill #3 over" in message
+    message, pick = PillcheckApp.next_side(pills, {1: b""}, 1, "en")
+    assert pick == 1 and "choose it below" in message
+    message, pick = PillcheckApp.next_side(pills, {2: b"", 3: b"", 4: b"", 1: b""}, 2, "ko")
+    assert pick == 2 and message == "알약 #2: 반대쪽 사진까지 함께 비교했습니다."
 
 
 def test_my_medications_and_profile_join_every_check(two_pills, tmp_path):

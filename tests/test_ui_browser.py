@@ -156,4 +156,5 @@ def test_phone_photo_of_the_other_side(demo_db, phone, tmp_path):
         wait_text(page, "#pc-status", "알약 #2: 반대쪽 사진")
         wait_text(page, "#pc-cards", "D520 // S3")
         assert "뒤집어" not in page.evaluate("document.querySelector('#pc-cards').innerText")
+        page.wait_for_function("!document.querySelector('#pc-other-side img')")  # emptied, ready for the next pill
         assert no_sideways_scroll(page)

@@ -316,22 +316,37 @@ class PillcheckApp:
         """A photo of pill ``pick`` turned over: the photo is analysed again, that pill with both its sides."""
         device = device_of(device)
         if not payload or not session or not pick:
-            return [session, *self.view(session, device, lang, pick=pick)]
+            return [session, *self.view(session, device, lang, pick=pick), gr.update()]
         try:
             data, _ = read_upload(payload)
             images.decode(data, min_side=images.WORKING_SIDE)  # a bad photo is refused here, before anything changes
         except images.InputError as exc:
-            return [session, *self.view(session, device, lang, t(lang, "bad_photo", msg=exc), "error", pick=pick)]
+            return [session, *self.view(session, device, lang, t(lang, "bad_photo", msg=exc), "error", pick=pick),
+                    gr.update()]
         # kept as the file's bytes, like the photo itself (a decoded frame is ~10 MB per side and session)
         session["sides"] = {**session.get("sides", {}), int(pick): data}
         photo = images.decode(session["photo"], min_side=images.WORKING_SIDE)
-        return self.analyze_into(session, photo, device, lang, conf, iou, t(lang, "side_added", n=pick), pick,
-                                 keep_choices=True)
+        out = self.analyze_into(session, photo, device, lang, conf, iou, pick=pick, keep_choices=True,
+                                message=lambda pills: self.next_side(pills, session["sides"], int(pick), lang))
+        return [*out, gr.update(value=None)]  # emptied for the next pill's other side
+
+    @staticmethod
+    def next_side(pills: list[dict], sides: dict[int, bytes], pick: int, lang: str) -> tuple[str, int]:
+        """After the other side of pill ``pick``: what it gave, and which pill to turn over next (the person is
+        walked through every pill still not named; one named now lets the panel move on)."""
+        message = t(lang, "side_added", n=pick)
+        named = next((bool(p["item_seq"]) for p in pills if p["index"] == pick), True)
+        if not named:
+            return f"{message} {t(lang, 'side_still_unsure')}", pick
+        todo = [p["index"] for p in pills if not p["item_seq"] and p["index"] not in sides]
+        return (f"{message} {t(lang, 'side_next', n=todo[0])}", todo[0]) if todo else (message, pick)
 
     def analyze_into(self, session: dict, photo: images.Decoded, device: dict, lang: str, conf: float,
-                     iou: float, message: str = "", pick: int | None = None, keep_choices: bool = False) -> list:
+                     iou: float, message: str | Callable[[list[dict]], tuple[str, int]] = "", pick: int | None = None,
+                     keep_choices: bool = False) -> list:
         """Detect and identify (the slow part, in the inference group); the check itself runs in the view.
-        ``keep_choices``: the same photo again, with the same pills: what the person chose stays chosen."""
+        ``keep_choices``: the same photo again, with the same pills: what the person chose stays chosen.
+        ``message`` may be a function of the new pills giving the message and the pill to show."""
         chosen = {p["index"]: p for p in session.get("pills", []) if p["status"] == "confirmed"} if keep_choices else {}
         try:
             report = self.pipe.analyze(photo, [], None, conf=float(conf), iou=float(iou),
@@ -347,7 +362,9 @@ class PillcheckApp:
         session.update(preview=preview, scale=scale / photo.scale, pills=pills,
                        corrections=session.get("corrections", []) if keep_choices else [])
         n = len(pills)
-        if not message:
+        if callable(message):
+            message, pick = message(pills)
+        elif not message:
             message = t(lang, "found", n=n) if n else t(lang, "none_found")
         return [session, *self.view(session, device, lang, message, "info" if n else "error", pick=pick)]
 
@@ -566,8 +583,8 @@ class PillcheckApp:
                          show_progress_on=[status, warnings], **inference)
             rerun.click(self.on_rerun, [session, device, lang, conf, iou], [session, *view], **inference)
             pick.input(self.on_pick, [session, pick, lang], [choice], **private)
-            other_side.upload(self.on_other_side, [other_side, session, pick, device, lang, conf, iou], [session, *view],
-                              preprocess=False, show_progress_on=[status], **inference)
+            other_side.upload(self.on_other_side, [other_side, session, pick, device, lang, conf, iou],
+                              [session, *view, other_side], preprocess=False, show_progress_on=[status], **inference)
             fix_search.change(self.on_fix_search, [fix_search, session, pick, lang], [choice], **private)
             choice.input(self.on_choose, [session, pick, choice, device, lang], [session, *view], **private)
             add_pill.click(self.on_add_pill, [session, pick, device, lang], [device, *view], **private)
