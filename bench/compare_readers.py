@@ -1,10 +1,9 @@
 """Imprint recognizers compared on the same upright bands of held-out faces (``[train]`` env not needed).
 
-    python bench/compare_readers.py MODEL.onnx [A.onnx+B.onnx@1.5 ...]   (needs work/cutouts and $PILLCHECK_DB)
+    python bench/compare_readers.py MODEL.onnx [A.onnx+B.onnx ...]   (needs work/cutouts and $PILLCHECK_DB)
 
 Per kind of face (real photo / drawn): exact greedy reads, and for faces with text the rank of the true string
-by CTC among every ASCII catalog string (``A+B``: the mean of both models' likelihoods, as ``ImprintReader``;
-``B@T``: B at softmax temperature T instead of the one stored in it).
+by CTC among every ASCII catalog string (``A+B``: the mean of both models' likelihoods, as ``ImprintReader``).
 """
 
 from __future__ import annotations
@@ -30,11 +29,7 @@ def main(specs: list[str]) -> None:
                     for k in ("print_front", "print_back")} - {""})
     vocab = [v for v in vocab if all(c in ALPHABET for c in v)]
     for spec in specs:
-        recs = []
-        for part in spec.split("+"):
-            path, _, temperature = part.partition("@")
-            recs.append(Recognizer(Path(path), threads=1))
-            recs[-1].temperature = float(temperature or recs[-1].temperature)
+        recs = [Recognizer(Path(p), threads=1) for p in spec.split("+")]
         stats: dict[str, list[int]] = {}
         for band, label, kind in zip(bands, labels, kinds):
             lps = [r(to_batch([band]))[0] for r in recs]

@@ -26,7 +26,6 @@ from pillcheck.inference.session import ModelError, create_session
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # column k+1 of a log-prob matrix; column 0 is the CTC blank
 HEIGHT = 48  # PP-OCR rec input height
-TEMPERATURE_KEY = "pillcheck_temperature"  # ONNX metadata: softmax temperature chosen on held-out faces
 MAX_WIDTH = 320
 # Bands as (centre offset, height), fractions of the pill's short axis across the text direction. One centred
 # line of 0.7 read as well as 0.55+0.85 together (official photos, clean and degraded) at half the cost.
@@ -316,15 +315,11 @@ class Recognizer:
         # each ALPHABET letter collects its upper and lower case (imprints are compared uppercased)
         self._groups = [[0]] + [[index[c] for c in {ch, ch.lower()} if c in index] for ch in ALPHABET]
         self.input_name = self.session.get_inputs()[0].name
-        # > 1 softens an over-confident model, so its likelihoods rank catalog strings as well as they read
-        self.temperature = float(meta.get(TEMPERATURE_KEY, 1.0))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Bands -> log-probs over blank + ALPHABET (N x T x 37): other characters dropped, renormalised."""
         probs = self.session.run(None, {self.input_name: batch})[0]
         sub = np.stack([probs[..., g].sum(-1) for g in self._groups], -1)
-        if self.temperature != 1.0:
-            sub = np.maximum(sub, 1e-12) ** (1.0 / self.temperature)
         sub /= sub.sum(-1, keepdims=True) + 1e-12
         return np.log(np.maximum(sub, 1e-12)).astype(np.float32)
 
