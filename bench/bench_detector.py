@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--images", type=Path,
                     default=config.REPO_ROOT.parent / "shared" / "data" / "photos" / "pushin-pill" / "images")
     ap.add_argument("--imgsz", type=int, default=None, help="input size (default: the one stored in the model)")
+    ap.add_argument("--square", action=argparse.BooleanOptionalAction, default=None,
+                    help="a square input (default: as stored in the model); ultralytics then too (rect=False)")
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
@@ -65,7 +67,7 @@ def main() -> None:
     stored = [images.load(p) for p in paths]
     phone = [cv2.resize(x, None, fx=4032 / max(x.shape[:2]), fy=4032 / max(x.shape[:2]), interpolation=cv2.INTER_CUBIC)
              for x in stored]  # 12 MP, same orientation
-    ours = Detector(args.onnx, imgsz=args.imgsz, threads=args.threads)
+    ours = Detector(args.onnx, imgsz=args.imgsz, square=args.square, threads=args.threads)
     args.imgsz = ours.imgsz  # the reference paths run at the same size
     if args.weights is None:
         from pillcheck.training.from_onnx import checkpoint_from_onnx
@@ -73,8 +75,9 @@ def main() -> None:
         args.weights = checkpoint_from_onnx(args.onnx, config.REPO_ROOT / "work" / "bench" / "detector.pt", paths,
                                             imgsz=ours.imgsz)
     pt, ox = YOLO(str(args.weights), task="detect"), YOLO(str(args.onnx), task="detect")
-    kw = {"imgsz": args.imgsz, "conf": 0.35, "iou": 0.5, "verbose": False, "device": "cpu"}
-    print(f"{len(paths)} real photos, imgsz {args.imgsz}, {args.threads} threads, providers {ours.providers}")
+    kw = {"imgsz": args.imgsz, "conf": 0.35, "iou": 0.5, "verbose": False, "device": "cpu", "rect": not ours.square}
+    print(f"{len(paths)} real photos, imgsz {args.imgsz} (ours {'square' if ours.square else 'padded to 32'}), "
+          f"{args.threads} threads, providers {ours.providers}")
     for label, rgb in (("as stored", stored), ("at phone resolution", phone)):
         bgr = [np.ascontiguousarray(x[..., ::-1]) for x in rgb]  # ultralytics takes numpy images as BGR
         names = ["pillcheck Detector (onnxruntime)", "ultralytics predict (.pt, PyTorch)",
