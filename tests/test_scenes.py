@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from pillcheck.metrics import iou_matrix
@@ -52,3 +53,25 @@ def test_a_further_round_redraws_only_training_scenes():
     assert draw(1, "train", 0) != draw(2, "train", 0)
     for split, k in (("val", 1), ("test_dense", 2)):
         assert draw(1, split, k) == draw(0, split, k)
+
+
+def test_pills_mirrored_in_at_the_edges_are_labelled():
+    """The camera's perspective step fills beyond the frame by reflection: every red pixel of the result (the pills
+    and their mirror images) lies in a labelled pill, and a mirrored copy apart from its pill is a pill of its own."""
+    from pillcheck.training.scenes import _camera
+
+    h, w = 240, 320
+    mirrored = 0
+    for seed in range(12):
+        img = np.full((h, w, 3), 128, np.uint8)
+        ids = np.zeros((h, w), np.int32)
+        for pid, (x, y) in enumerate(((10, 120), (160, 20), (298, 218)), 1):  # on the left edge; near top, corner
+            disc = np.zeros((h, w), np.uint8)
+            cv2.circle(disc, (x, y), 14, 1, -1)
+            img[disc > 0], ids[disc > 0] = (230, 20, 20), pid
+        out, out_ids = _camera(img, ids, np.random.default_rng(seed))
+        red = (out[..., 0].astype(int) - out[..., 1] > 60) & (out[..., 0] > 90)
+        labelled = cv2.dilate((out_ids > 0).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        assert np.count_nonzero(red & ~labelled) <= 3, seed
+        mirrored += int(out_ids.max() > 3)
+    assert mirrored >= 3  # some warps did mirror a disc in, apart from its pill

@@ -204,11 +204,28 @@ def compose(source: PillSource, rng: np.random.Generator, size: tuple[int, int] 
         areas[placed] = int(hard.sum())
     img, ids = _camera(np.clip(img, 0, 255).astype(np.uint8), ids, rng)
     boxes = []
-    for pid in range(1, placed + 1):
+    for pid in np.unique(ids[ids > 0]):
         ys, xs = np.nonzero(ids == pid)
         if len(xs) >= 12:
             boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
     return Scene(img, np.array(boxes, np.float32).reshape(-1, 4))
+
+
+def _mirrored_pills(ids: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The perspective step fills the frame beyond its edges by reflection, so a pill near an edge shows again,
+    mirrored: a pill in the photo like any other (left unlabelled, it taught and scored "no pill"). Each mirrored
+    copy apart from its pill gets an id of its own; one joined to its pill (a pill cut by the edge) stays one."""
+    ids = ids.copy()
+    next_id = int(ids.max())
+    for pid in np.unique(ids[(inside == 0) & (ids > 0)]):
+        mask = ids == pid
+        n, parts = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        own = set(np.unique(parts[mask & (inside > 0)]).tolist())
+        for part in range(1, n):
+            if part not in own:
+                next_id += 1
+                ids[parts == part] = next_id
+    return ids
 
 
 def _camera(img: np.ndarray, ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -220,8 +237,11 @@ def _camera(img: np.ndarray, ids: np.ndarray, rng: np.random.Generator) -> tuple
         dst = (src + rng.uniform(-d, d, (4, 2))).astype(np.float32)
         m = cv2.getPerspectiveTransform(src, dst)
         img = cv2.warpPerspective(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        inside = cv2.warpPerspective(np.ones((h, w), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         ids = cv2.warpPerspective(ids.astype(np.float32), m, (w, h), flags=cv2.INTER_NEAREST,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.int32)
+                                  borderMode=cv2.BORDER_REFLECT).astype(np.int32)
+        ids = _mirrored_pills(ids, inside)
     f = img.astype(np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     a = rng.uniform(0, 2 * np.pi)
