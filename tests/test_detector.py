@@ -163,14 +163,9 @@ PUSHIN = config.REPO_ROOT.parent / "shared" / "data" / "photos" / "pushin-pill"
 def test_shipped_model_finds_the_pills_of_held_back_real_photos(detector):
     """The issue's bar on photos never trained on, served exactly as shipped (size and padding from the model's
     metadata, photos decoded as the app decodes them): recall >= 97% at precision >= 97%, IoU 0.5."""
-    from pillcheck.metrics import evaluate
-    from pillcheck.training.scenes import pushin_split, read_yolo
+    from pillcheck.metrics import evaluate_detector
+    from pillcheck.training.scenes import pushin_split
 
-    preds, gts = [], []
-    for path in pushin_split(PUSHIN)[1]:
-        photo = images.decode(path, min_side=images.WORKING_SIDE)
-        found = detector(photo.rgb, conf=0.001).scaled(photo.scale)
-        preds.append((found.xyxy, found.confidence))
-        gts.append(read_yolo(PUSHIN / "labels" / f"{path.stem}.txt", *photo.size))
-    result = evaluate(preds, gts)
+    held_back = [(p, PUSHIN / "labels" / f"{p.stem}.txt") for p in pushin_split(PUSHIN)[1]]
+    result = evaluate_detector(detector, held_back)
     assert result["boxes"] == 186 and result["recall_at_p97"] >= 0.97, result

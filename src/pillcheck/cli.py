@@ -237,18 +237,11 @@ def yolo_folder(root: Path) -> list[tuple[Path, Path]]:
 
 
 def cmd_eval_detector(args: argparse.Namespace) -> int:
-    from pillcheck import images, metrics
+    from pillcheck import metrics
     from pillcheck.inference import models
-    from pillcheck.training.scenes import read_yolo
 
     det = models.detector(args.model, args.imgsz, args.square)
-    preds, gts = [], []
-    for img_path, lbl in yolo_folder(Path(args.dataset)):
-        photo = images.decode(img_path, min_side=images.WORKING_SIDE)  # as served
-        d = det(photo.rgb, conf=0.001, iou=args.iou).scaled(photo.scale)
-        preds.append((d.xyxy, d.confidence))
-        gts.append(read_yolo(lbl, *photo.size))
-    result = metrics.evaluate(preds, gts, conf=args.conf)
+    result = metrics.evaluate_detector(det, yolo_folder(Path(args.dataset)), iou=args.iou, conf=args.conf)
     _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, "square": det.square, **result}, args.json)
     return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
@@ -82,3 +84,18 @@ def evaluate(preds: list[tuple[np.ndarray, np.ndarray]], gts: list[np.ndarray], 
     else:
         out["recall_at_p97"], out["conf_at_p97"] = 0.0, None
     return out
+
+
+def evaluate_detector(det, pairs: list[tuple[Path, Path]], iou: float = 0.5, conf: float = 0.25) -> dict:
+    """``evaluate`` of a served ``Detector`` on (image, YOLO label) pairs, each photo decoded as the app decodes it
+    and boxes compared in its full-size pixels."""
+    from pillcheck import images
+    from pillcheck.training.scenes import read_yolo
+
+    preds, gts = [], []
+    for img_path, lbl in pairs:
+        photo = images.decode(img_path, min_side=images.WORKING_SIDE)
+        d = det(photo.rgb, conf=0.001, iou=iou).scaled(photo.scale)
+        preds.append((d.xyxy, d.confidence))
+        gts.append(read_yolo(lbl, *photo.size))
+    return evaluate(preds, gts, conf=conf)

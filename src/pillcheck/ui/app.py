@@ -326,8 +326,8 @@ class PillcheckApp:
         # kept as the file's bytes, like the photo itself (a decoded frame is ~10 MB per side and session)
         session["sides"] = {**session.get("sides", {}), int(pick): data}
         photo = images.decode(session["photo"], min_side=images.WORKING_SIDE)
-        out = self.analyze_into(session, photo, device, lang, conf, iou, pick=pick, keep_choices=True,
-                                message=lambda pills: self.next_side(pills, session["sides"], int(pick), lang))
+        out = self.analyze_into(session, photo, device, lang, conf, iou, pick=int(pick), keep_choices=True,
+                                walk_sides=True)
         return [*out, gr.update(value=None)]  # emptied for the next pill's other side
 
     @staticmethod
@@ -342,11 +342,11 @@ class PillcheckApp:
         return (f"{message} {t(lang, 'side_next', n=todo[0])}", todo[0]) if todo else (message, pick)
 
     def analyze_into(self, session: dict, photo: images.Decoded, device: dict, lang: str, conf: float,
-                     iou: float, message: str | Callable[[list[dict]], tuple[str, int]] = "", pick: int | None = None,
-                     keep_choices: bool = False) -> list:
+                     iou: float, message: str = "", pick: int | None = None, keep_choices: bool = False,
+                     walk_sides: bool = False) -> list:
         """Detect and identify (the slow part, in the inference group); the check itself runs in the view.
         ``keep_choices``: the same photo again, with the same pills: what the person chose stays chosen.
-        ``message`` may be a function of the new pills giving the message and the pill to show."""
+        ``walk_sides``: pill ``pick`` just got its other side: say what that gave and which pill to turn next."""
         chosen = {p["index"]: p for p in session.get("pills", []) if p["status"] == "confirmed"} if keep_choices else {}
         try:
             report = self.pipe.analyze(photo, [], None, conf=float(conf), iou=float(iou),
@@ -362,8 +362,8 @@ class PillcheckApp:
         session.update(preview=preview, scale=scale / photo.scale, pills=pills,
                        corrections=session.get("corrections", []) if keep_choices else [])
         n = len(pills)
-        if callable(message):
-            message, pick = message(pills)
+        if walk_sides:
+            message, pick = self.next_side(pills, session["sides"], pick, lang)
         elif not message:
             message = t(lang, "found", n=n) if n else t(lang, "none_found")
         return [session, *self.view(session, device, lang, message, "info" if n else "error", pick=pick)]
