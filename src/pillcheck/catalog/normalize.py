@@ -6,6 +6,7 @@ through :func:`normalize_imprint` so they meet in the same alphabet.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _TOKENS = ("마크", "십자분할선", "분할선", "(각인)", "각인")
@@ -14,11 +15,13 @@ _CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z가-힣]+")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_imprint(text: str | None, *, fold: bool = True) -> str:
     """Imprint -> uppercase alphanumerics (Hangul kept), logo/score tokens removed.
 
     With ``fold`` the glyphs an engraving cannot tell apart (O/0, I/1/l) collapse, which is what matching
-    needs; without it the text stays readable for display.
+    needs; without it the text stays readable for display. Cached: every pill's ranking normalises the
+    shortlist's catalog strings again (the catalog holds ~26k distinct imprints).
     """
     if not text:
         return ""

@@ -15,6 +15,7 @@ Latin letters and digits are read and scored; candidates with other characters s
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,13 @@ class ImprintRead:
 
 
 def _encode(texts: list[str], reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Label matrix (N, Lmax) padded with 0, and lengths; -1 for a text with a character outside ALPHABET."""
+    """Label matrix (N, Lmax) padded with 0, and lengths; -1 for a text with a character outside ALPHABET.
+    Read-only and cached: every recognizer of a reader scores the same shortlist, forwards and backwards."""
+    return _encode_tuple(tuple(texts), reverse)
+
+
+@functools.lru_cache(maxsize=8)
+def _encode_tuple(texts: tuple[str, ...], reverse: bool) -> tuple[np.ndarray, np.ndarray]:
     lmax = max([len(t) for t in texts] + [1])
     labels = np.zeros((len(texts), lmax), np.int64)
     lengths = np.zeros(len(texts), np.int64)
@@ -61,6 +68,7 @@ def _encode(texts: list[str], reverse: bool = False) -> tuple[np.ndarray, np.nda
         else:
             labels[i, : len(idx)] = idx
             lengths[i] = len(idx)
+    labels.flags.writeable = lengths.flags.writeable = False
     return labels, lengths
 
 
@@ -100,20 +108,23 @@ def _forward(lp: np.ndarray, labels: np.ndarray, lengths: np.ndarray) -> np.ndar
     valid = (np.arange(s_len)[None, :] <= 2 * np.maximum(lengths, 0)[:, None]).astype(np.float32)  # not past the end
     skip = np.zeros((n, s_len), np.float32)  # s-2 -> s allowed: a label that differs from the one two back
     skip[:, 3::2] = labels[:, 1:] != labels[:, :-1]
-    probs = np.exp(np.asarray(lp, np.float32))
+    # emission of every extended state at every step, gathered once (the loop then only adds and multiplies)
+    emit = np.exp(np.asarray(lp, np.float32))[:, :, ext] * valid  # V x T x N x S
+    skip = skip[:, 2:]
     alpha = np.zeros((v, n, s_len), np.float32)
-    alpha[:, :, :2] = (probs[:, 0][:, ext] * valid)[:, :, :2]
+    alpha[:, :, :2] = emit[:, 0, :, :2]
     log_scale = np.zeros((v, n, 1))
-    nxt = np.empty_like(alpha)
+    nxt, jump = np.empty_like(alpha), np.empty_like(alpha[..., 2:])
     for t in range(1, t_steps):
-        c = alpha.sum(-1, keepdims=True)
-        c[c == 0] = 1.0
+        # rescale by any positive c: exact once log(c) is added back; the floor only keeps a dead row finite
+        c = np.maximum(alpha.sum(-1, keepdims=True), 1e-30)
         alpha /= c
         log_scale += np.log(c)
-        nxt[:] = alpha
-        nxt[..., 1:] += alpha[..., :-1]
-        nxt[..., 2:] += alpha[..., :-2] * skip[:, 2:]
-        alpha = nxt * (probs[:, t][:, ext] * valid)
+        nxt[..., 0] = alpha[..., 0]
+        np.add(alpha[..., 1:], alpha[..., :-1], out=nxt[..., 1:])
+        np.multiply(alpha[..., :-2], skip, out=jump)
+        nxt[..., 2:] += jump
+        np.multiply(nxt, emit[:, t], out=alpha)
     ends = alpha[..., 0::2].astype(np.float64)  # prefix j ends in the blank after label j ...
     ends[..., 1:] += alpha[..., 1::2]  # ... or on label j itself
     with np.errstate(divide="ignore"):
