@@ -21,7 +21,7 @@ def normalize_imprint(text: str | None, *, fold: bool = True) -> str:
 
     With ``fold`` the glyphs an engraving cannot tell apart (O/0, I/1/l) collapse, which is what matching
     needs; without it the text stays readable for display. Cached: every pill's ranking normalises the
-    shortlist's catalog strings again (the catalog holds ~26k distinct imprints).
+    shortlist's catalog strings again (the catalog holds 15,249 distinct raw imprints).
     """
     if not text:
         return ""
