@@ -403,7 +403,8 @@ def cmd_train_imprint(args: argparse.Namespace) -> int:
     cut_dir = Path(args.work) / "cutouts"
     build_cutouts(Path(args.shared), cut_dir, cat.path)
     metrics = ti.train(cut_dir, appearance_records(cat.cursor()), Path(args.output), epochs=args.epochs,
-                       views=args.views, rendered=args.rendered, seed=args.seed, threads=args.threads)
+                       views=args.views, rendered=args.rendered, seed=args.seed, threads=args.threads,
+                       init=args.init, lr=args.lr)
     _emit(metrics)
     return 0
 
@@ -558,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--rendered", type=int, default=10000, help="drawn training faces")
     ti.add_argument("--seed", type=int, default=0)
     ti.add_argument("--threads", type=int, default=1)
+    ti.add_argument("--init", type=Path, help="fine-tune this PP-OCR recognizer (ONNX) instead of a CRNN from scratch")
+    ti.add_argument("--lr", type=float, help="peak learning rate (default 2e-3 from scratch, 3e-4 fine-tuning)")
     _db_arg(ti)
     ti.set_defaults(func=cmd_train_imprint)
     return p

@@ -8,6 +8,11 @@ phone-like light, blur, noise and JPEG, boxed with detector-like jitter, then re
 (normalised, unfolded) its label. Products are split by ``splits.is_held_out``: held-out products only
 evaluate. The ONNX model speaks PP-OCR's interface (input NCHW from ``to_batch``, output softmax over blank +
 characters + space, characters in the ``character`` metadata), so ``ImprintReader`` loads it unchanged.
+
+``init``: instead of the CRNN from scratch, fine-tune a pretrained PP-OCR recognizer (ONNX) on the same bands:
+its output layer is cut to blank + the alphabet + space (the rows of the upper-case letters and digits, so it
+starts as the same model with the other characters dropped, as ``Recognizer`` reads it) and the trained weights
+go back into its own graph (``onnx_torch``).
 """
 
 from __future__ import annotations
@@ -120,6 +125,27 @@ def _net():
     return CRNN()
 
 
+def _pretrained(path: Path):
+    """A PP-OCR recognizer as a trainable module whose output layer covers blank + ALPHABET + space only."""
+    import onnx
+
+    from pillcheck.training.onnx_torch import OnnxModule
+
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "character" not in meta:
+        raise ValueError(f"{path}: no character list in the ONNX metadata")
+    chars = ["<blank>", *meta["character"].splitlines(), " "]
+    keep = [0, *(chars.index(c) for c in ALPHABET), len(chars) - 1]
+    matmul = next(n for n in reversed(model.graph.node) if n.op_type == "MatMul")
+    add = next(n for n in model.graph.node if n.op_type == "Add" and matmul.output[0] in n.input)
+    weight, bias = matmul.input[1], next(i for i in add.input if i != matmul.output[0])
+    module = OnnxModule(model)
+    module.replace(weight, module.parameter(weight)[:, keep])
+    module.replace(bias, module.parameter(bias)[keep])
+    return module
+
+
 def _batches(bands: list[np.ndarray], labels: list[str], batch: int, rng: np.random.Generator):
     """Batches of similar width (less padding to compute), in random order."""
     order = np.argsort([b.shape[1] + rng.uniform(0, 24) for b in bands])
@@ -155,7 +181,10 @@ def evaluate(model, bands: list[np.ndarray], labels: list[str], kinds: list[str]
 
 
 def train(cut_dir: Path, records: dict[str, dict], out: Path, *, epochs: int = 10, views: int = 5,
-          rendered: int = 10000, seed: int = 0, threads: int = 1, batch: int = 48) -> dict:
+          rendered: int = 10000, seed: int = 0, threads: int = 1, batch: int = 48, init: Path | None = None,
+          lr: float | None = None) -> dict:
+    """Train (or, with ``init``, fine-tune) and export to ``out``; the weights after each epoch go to
+    ``out``.pt. ``lr``: peak learning rate (default 2e-3 from scratch, 3e-4 fine-tuning)."""
     import torch
     import torch.nn.functional as F
 
@@ -166,10 +195,13 @@ def train(cut_dir: Path, records: dict[str, dict], out: Path, *, epochs: int = 1
     train_set = build_samples(cut_dir, records, False, views, rendered, rng)
     test_set = build_samples(cut_dir, records, True, 1, rendered // 10, rng)
     print(f"samples built in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
-    model = _net()
+    model = _net() if init is None else _pretrained(init)
+    if init is not None:
+        print(f"{init.name} before fine-tuning: held-out {evaluate(model, *test_set)}", file=sys.stderr, flush=True)
+    lr = lr or (2e-3 if init is None else 3e-4)
     steps = epochs * -(-len(train_set[0]) // batch)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     for epoch in range(epochs):
         model.train()
         total, n = 0.0, 0
@@ -188,24 +220,33 @@ def train(cut_dir: Path, records: dict[str, dict], out: Path, *, epochs: int = 1
         print(f"epoch {epoch + 1}/{epochs} loss {total / n:.3f} held-out {evaluate(model, *test_set)} "
               f"({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
         torch.save(model.state_dict(), out.with_suffix(".pt"))
+        export(model, out)  # usable after every epoch: a run cut short still leaves a model
     metrics = {"held_out_products": evaluate(model, *test_set), "train_bands": len(train_set[0]),
-               "train_seconds": round(time.time() - t0), "epochs": epochs}
-    export(model, out)
+               "train_seconds": round(time.time() - t0), "epochs": epochs,
+               **({"init": init.name, "lr": lr} if init is not None else {})}
     out.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
 
 
 def export(model, out: Path) -> None:
-    """ONNX with dynamic batch and width; the character list goes into the metadata, as PP-OCR's models do."""
+    """ONNX with dynamic batch and width; the character list goes into the metadata, as PP-OCR's models do.
+    A fine-tuned graph is written back as itself, with its new weights."""
     import onnx
     import torch
 
+    from pillcheck.training.onnx_torch import OnnxModule
+
     model.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(model, torch.zeros(1, 3, HEIGHT, MAX_WIDTH), str(out), input_names=["x"], output_names=["probs"],
-                      dynamic_axes={"x": {0: "batch", 3: "width"}, "probs": {0: "batch", 1: "steps"}},
-                      opset_version=17, dynamo=False)
-    m = onnx.load(str(out))
+    if isinstance(model, OnnxModule):
+        m = model.to_onnx(classes=len(ALPHABET) + 2)
+        del m.metadata_props[:]
+    else:
+        torch.onnx.export(model, torch.zeros(1, 3, HEIGHT, MAX_WIDTH), str(out), input_names=["x"],
+                          output_names=["probs"], dynamic_axes={"x": {0: "batch", 3: "width"},
+                                                                "probs": {0: "batch", 1: "steps"}},
+                          opset_version=17, dynamo=False)
+        m = onnx.load(str(out))
     entry = m.metadata_props.add()
     entry.key, entry.value = "character", "\n".join(ALPHABET)
     onnx.save(m, str(out))
