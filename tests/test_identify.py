@@ -3,6 +3,8 @@ whose imprint cannot be read is never called sure, and the aspect-ratio evidence
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,29 @@ def test_the_other_side_names_look_alikes(pipe):
     assert sure_wrong == 0
     # shipped models, fixed seeds: 2/12 with the front alone, 10/12 with both sides
     assert two >= one + 3 and two >= 6, f"top-1 {one}/12 with the front alone, {two}/12 with both sides"
+
+
+def test_an_imprint_the_reader_cannot_spell_keeps_a_read_from_being_sure(pipe):
+    """The recognizer has no Hangul, so a pill printed '명인CP200' reads as 'CP200', another product's whole code:
+    a perfect read of that code is not enough for "sure" while a product the reader cannot spell fits it
+    too (on the evaluation set 제일콜N, read 'XPN', was named sure as XPN). Ruling those out, it is sure."""
+    index = pipe.catalog.candidates
+    counts: dict[str, int] = {}
+    for f, b in zip(index.front, index.back):
+        for t in {f, b} - {""}:
+            counts[t] = counts.get(t, 0) + 1
+    unique = {f: i for i, (f, b) in enumerate(zip(index.front, index.back))
+              if len(f) >= 3 and f.isascii() and f.isalnum() and counts[f] == 1 and not b}
+    i, code = next((unique[m], m) for f in index.front if not f.isascii()
+                   for m in re.findall(r"[A-Z0-9]{3,}", f) if m in unique)
+    own = {index.front_raw[i], index.back_raw[i]}
+
+    def ctc(texts: list[str]) -> np.ndarray:  # reads the code perfectly, cannot spell Hangul
+        return np.array([0.0 if t in own else -np.inf if not t.isascii() else -40.0 for t in texts])
+
+    spellable = np.array([f.isascii() and b.isascii() for f, b in zip(index.front_raw, index.back_raw)])
+    ruled_out = index.rank(None, [code], ctc, allowed=spellable)
+    assert ruled_out.candidates[0].item_seq == index.item_seq[i] and ruled_out.status == "sure"
+    contested = index.rank(None, [code], ctc)
+    assert contested.candidates[0].item_seq == index.item_seq[i]
+    assert contested.status != "sure"

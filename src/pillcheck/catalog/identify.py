@@ -39,7 +39,9 @@ TEMPERATURE = 1.0
 # for a blank face (two thirds of the catalog's products have a blank side; the second photo is a deliberate one).
 # Chosen on a tuning set of products outside the evaluation set (models/MODEL_CARD.md).
 PAIR_SCALE = 0.5
-SURE_P, SURE_MARGIN = 0.97, 0.90
+# The fine-tuned reader is surer of itself than PP-OCR was: at 0.97, 2 of 313 tuning pairs came out wrong but sure
+# (p 0.978 and 0.986, each with one side read as blank); 0.995 leaves a margin above the highest wrong one.
+SURE_P, SURE_MARGIN = 0.995, 0.90
 # Sure needs a read that is exactly the leading product's imprint (a face, or both faces), and at least this long:
 # a one-character read ('1', 'X', 'O') is as often a fragment of a longer imprint as a whole one; it can rank a
 # product first, never make it sure (every wrong-but-sure answer seen in evaluation came from one).
@@ -230,8 +232,9 @@ class CandidateIndex:
         return np.maximum(straight, swapped), sim, (swapped > straight).astype(np.int8)
 
     def _ctc_faces(self, ctc: Callable[[list[str]], np.ndarray], short: np.ndarray, cap_blank: bool = True
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """CTC log-likelihood of each shortlisted record's front and back imprint under one photo's read."""
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CTC log-likelihood of each shortlisted record's front and back imprint under one photo's read, and
+        which records have a face the recognizer cannot spell."""
         texts = sorted({self.front_raw[i] for i in short} | {self.back_raw[i] for i in short})
         by_text = dict(zip(texts, map(float, ctc(texts))))
         finite = [v for v in by_text.values() if np.isfinite(v)]
@@ -241,7 +244,10 @@ class CandidateIndex:
         if "" in by_text and cap_blank:
             by_text[""] = min(by_text[""], neutral)
         fill = {t: v if np.isfinite(v) else neutral for t, v in by_text.items()}
-        return (np.array([fill[self.front_raw[i]] for i in short]), np.array([fill[self.back_raw[i]] for i in short]))
+        unspelled = np.array([not (np.isfinite(by_text[self.front_raw[i]]) and np.isfinite(by_text[self.back_raw[i]]))
+                              for i in short])
+        return (np.array([fill[self.front_raw[i]] for i in short]), np.array([fill[self.back_raw[i]] for i in short]),
+                unspelled)
 
     def rank(self, app: Appearance | None, reads: list[str], ctc: Callable[[list[str]], np.ndarray] | None = None,
              k: int = 5, allowed: np.ndarray | None = None, aspect: float | None = None,
@@ -257,20 +263,26 @@ class CandidateIndex:
         term, fuzzy, face = self._imprint_term(faces)
         score = app_lp + term
         ctc_scores: dict[int, float] = {}
+        rivals = None  # records the reader cannot spell, scored as if their imprint were read as well as the best
         if all(f.ctc is not None for f in faces):
             # shortlist: the best by all evidence so far, plus the best fuzzy imprint matches on their own
             short = np.unique(np.concatenate([np.argsort(-score)[:CTC_SHORTLIST], np.argsort(-fuzzy)[:CTC_FUZZY]]))
             per_face = [self._ctc_faces(f.ctc, short, cap_blank=len(faces) == 1) for f in faces]  # (front, back)
             if len(faces) == 1:
-                best = np.maximum(*per_face[0])
+                best = np.maximum(per_face[0][0], per_face[0][1])
             else:
                 best = PAIR_SCALE * np.maximum(per_face[0][0] + per_face[1][1], per_face[0][1] + per_face[1][0])
+            unspelled = np.any([f[2] for f in per_face], axis=0)
+            if unspelled.any():
+                rivals = np.full(len(score), -np.inf, np.float32)
+                rivals[short[unspelled]] = score[short[unspelled]] + W_CTC * float(best.max())
             ctc_scores = dict(zip(map(int, short), map(float, best)))
             boosted = np.full(len(score), -np.inf, np.float32)
             boosted[short] = score[short] + W_CTC * best.astype(np.float32)
             score = boosted
         if allowed is not None:
             score = np.where(allowed, score, -np.inf)
+            rivals = None if rivals is None else np.where(allowed, rivals, -np.inf)
         # one entry per product (a product can have several appearance records)
         order = np.argsort(-score)
         z = score[order[0]] if np.isfinite(score[order[0]]) else 0.0
@@ -299,20 +311,25 @@ class CandidateIndex:
             i = ranked[0][1][1]
             shown = {self.front[i], self.back[i], self.both[i]} - {""}
             matched = max((len(q) for f in faces for q in map(normalize_imprint, f.reads) if q in shown), default=0)
-        status = self.status(cands, matched_chars=matched)
+        ceiling = 1.0  # the leader's probability had an unspellable rival been read as well as the best
+        if ranked and rivals is not None:
+            rival = float(np.max(np.where(self.item_seq == ranked[0][0], -np.inf, rivals)))
+            ceiling = float(1 / (1 + np.exp(min((rival - float(score[ranked[0][1][1]])) / TEMPERATURE, 50.0))))
+        status = self.status(cands, matched_chars=matched, ceiling=ceiling)
         read = " | ".join(t for t in reads if t)
         if other is not None:
             read = f"{read} // {' | '.join(t for t in other.reads if t)}"
         return Identification(cands, status, read, app.to_dict() if app else {})
 
     @staticmethod
-    def status(cands: list[Candidate], matched_chars: int = 0) -> str:
+    def status(cands: list[Candidate], matched_chars: int = 0, ceiling: float = 1.0) -> str:
         """sure only when a read is exactly the leader's imprint (``matched_chars`` long) and one product clearly
-        leads; never from colour/shape alone."""
+        leads, even against a product whose Hangul or logo the reader cannot spell (``ceiling``: the leader's
+        probability had that one been read as well as the leader); never from colour/shape alone."""
         if not cands:
             return "unknown"
         p1 = cands[0].score
         p2 = cands[1].score if len(cands) > 1 else 0.0
-        if matched_chars >= SURE_MIN_CHARS and p1 >= SURE_P and p1 - p2 >= SURE_MARGIN:
+        if matched_chars >= SURE_MIN_CHARS and min(p1, ceiling) >= SURE_P and p1 - p2 >= SURE_MARGIN:
             return "sure"
         return "unsure" if p1 >= UNSURE_P else "unknown"

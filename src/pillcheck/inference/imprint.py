@@ -8,9 +8,10 @@ reader scores any candidate string by its CTC likelihood, which uses everything 
 its best path: on faces from the official reference photos that ranks the true imprint first among the
 catalog's ~13k distinct strings more often than the greedy read is exact (69% vs 63%).
 
-Model: ``PP-OCRv6_rec_small.onnx`` (PaddleOCR, Apache-2.0) from the ``rapidocr`` 3.10.0 wheel (see
-models/MODEL_CARD.md); its character list is in the ONNX metadata (``character``). It has no Hangul, so only
-Latin letters and digits are read and scored; candidates with other characters score ``-inf``.
+Model: ``PP-OCRv6_rec_small.onnx`` (PaddleOCR, Apache-2.0) from the ``rapidocr`` 3.10.0 wheel, fine-tuned by us
+on bands of real pill faces (``pillcheck train imprint --init``; see models/MODEL_CARD.md), its output cut to the
+imprint alphabet; the character list is in the ONNX metadata (``character``). It has no Hangul, so only Latin
+letters and digits are read and scored; candidates with other characters score ``-inf``.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def appearance(path: Path | None = None) -> AppearanceModel | None:
                      lambda paths: AppearanceModel(paths[0]))
 
 
-IMPRINT_MODELS = ("imprint_crnn.onnx", "imprint_rec.onnx")  # ours (pill imprints), PP-OCRv6 (general text)
+IMPRINT_MODELS = ("imprint_crnn.onnx", "imprint_rec.onnx")  # our CRNN (optional), PP-OCRv6 fine-tuned on pills
 
 
 def imprint(models_dir: Path | None = None):
