@@ -263,7 +263,8 @@ class CandidateIndex:
         term, fuzzy, face = self._imprint_term(faces)
         score = app_lp + term
         ctc_scores: dict[int, float] = {}
-        rivals = None  # records the reader cannot spell, scored as if their imprint were read as well as the best
+        # records the reader cannot spell (shortlist indices), scored as if their imprint were read as well as the best
+        rivals, rival_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
         if all(f.ctc is not None for f in faces):
             # shortlist: the best by all evidence so far, plus the best fuzzy imprint matches on their own
             short = np.unique(np.concatenate([np.argsort(-score)[:CTC_SHORTLIST], np.argsort(-fuzzy)[:CTC_FUZZY]]))
@@ -272,17 +273,15 @@ class CandidateIndex:
                 best = np.maximum(per_face[0][0], per_face[0][1])
             else:
                 best = PAIR_SCALE * np.maximum(per_face[0][0] + per_face[1][1], per_face[0][1] + per_face[1][0])
-            unspelled = np.any([f[2] for f in per_face], axis=0)
-            if unspelled.any():
-                rivals = np.full(len(score), -np.inf, np.float32)
-                rivals[short[unspelled]] = score[short[unspelled]] + W_CTC * float(best.max())
+            rivals = short[np.any([f[2] for f in per_face], axis=0)]
+            rival_scores = score[rivals] + W_CTC * float(best.max())
             ctc_scores = dict(zip(map(int, short), map(float, best)))
             boosted = np.full(len(score), -np.inf, np.float32)
             boosted[short] = score[short] + W_CTC * best.astype(np.float32)
             score = boosted
         if allowed is not None:
             score = np.where(allowed, score, -np.inf)
-            rivals = None if rivals is None else np.where(allowed, rivals, -np.inf)
+            rivals, rival_scores = rivals[allowed[rivals]], rival_scores[allowed[rivals]]
         # one entry per product (a product can have several appearance records)
         order = np.argsort(-score)
         z = score[order[0]] if np.isfinite(score[order[0]]) else 0.0
@@ -312,9 +311,10 @@ class CandidateIndex:
             shown = {self.front[i], self.back[i], self.both[i]} - {""}
             matched = max((len(q) for f in faces for q in map(normalize_imprint, f.reads) if q in shown), default=0)
         ceiling = 1.0  # the leader's probability had an unspellable rival been read as well as the best
-        if ranked and rivals is not None:
-            rival = float(np.max(np.where(self.item_seq == ranked[0][0], -np.inf, rivals)))
-            ceiling = float(1 / (1 + np.exp(min((rival - float(score[ranked[0][1][1]])) / TEMPERATURE, 50.0))))
+        others = rival_scores[self.item_seq[rivals] != ranked[0][0]] if ranked else rival_scores[:0]
+        if len(others):
+            gap = (float(others.max()) - float(score[ranked[0][1][1]])) / TEMPERATURE
+            ceiling = float(1 / (1 + np.exp(min(gap, 50.0))))
         status = self.status(cands, matched_chars=matched, ceiling=ceiling)
         read = " | ".join(t for t in reads if t)
         if other is not None:
