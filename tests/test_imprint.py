@@ -13,7 +13,7 @@ import pytest
 
 from pillcheck import config
 from pillcheck.catalog.normalize import normalize_imprint
-from pillcheck.inference.imprint import ALPHABET, ImprintReader, ctc_score, ctc_scores, two_line_scores
+from pillcheck.inference.imprint import ALPHABET, ImprintReader, ctc_score, ctc_scores, two_line_scores, variants
 from pillcheck.inference.session import ModelError
 
 from .conftest import SHARED, needs_shared
@@ -57,6 +57,17 @@ def test_rendered_imprint_reads_at_any_rotation(reader, angle):
     scores = reader.score_many(read, ["AB12", *distractors()])
     assert read.texts and read.texts[0][0] == "AB12"
     assert int(np.argmax(scores)) == 0
+
+
+@pytest.mark.parametrize("angle", [0, 15, 30, 160])
+@pytest.mark.parametrize("split", [100, 150, 200])
+def test_a_pill_on_two_coloured_cloth_is_measured_without_the_cloth(angle, split):
+    """A 2:1 tablet on cloth of two strong colours: the border's median colour is one of them, so a threshold on
+    the distance to it takes the other colour for pill too (ratio ~1.25); the pill alone must be measured."""
+    img = np.full((160, 240, 3), (200, 60, 50), np.uint8)
+    cv2.fillPoly(img, [np.array([[0, 0], [split, 0], [split - 90, 160], [0, 160]])], (40, 160, 70))
+    cv2.ellipse(img, (120, 80), (80, 40), angle, 0, 360, (235, 232, 225), -1)
+    assert variants(img).aspect == pytest.approx(2.0, rel=0.08)
 
 
 @needs_model

@@ -120,7 +120,7 @@ class Pipeline:
                     scored.update(zip(todo, map(float, reader.score_many(read, todo))))
                 return np.array([scored[c] for c in cands])
 
-            return Face(app, [t for t, _ in read.texts], ctc)
+            return Face(app, [t for t, _ in read.texts], ctc, read.aspect)
 
         faces = [face(app, read) for app, read in zip(apps, reads)]
         others = {i: face(app, reader.read(imprint_crop(*other_sides[i])[0]))

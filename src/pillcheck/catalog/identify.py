@@ -69,12 +69,13 @@ class Candidate:
 
 @dataclass
 class Face:
-    """What one photo of a pill shows: appearance probabilities, greedy imprint reads, and a CTC scorer of
-    catalog strings for that read."""
+    """What one photo of a pill shows: appearance probabilities, greedy imprint reads, a CTC scorer of
+    catalog strings for that read, and the segmented pill's long/short ratio."""
 
     app: Appearance | None
     reads: list[str]
     ctc: Callable[[list[str]], np.ndarray] | None = None
+    aspect: float | None = None
 
 
 @dataclass
@@ -256,8 +257,8 @@ class CandidateIndex:
         measured long/short ratio; ``size``: its long side in pixels and the photo's pixels per mm; ``other``:
         what a photo of the pill's other side shows (one face rarely names a product: 34% of catalog faces are blank
         and most codes are shared by several products, told apart by the other face)."""
-        faces = [Face(app, reads, ctc)] + ([other] if other is not None else [])
-        app_lp = (sum(self.appearance_logp(f.app) for f in faces) / len(faces)) + W_ASPECT * self.aspect_logp(aspect)
+        faces = [Face(app, reads, ctc, aspect)] + ([other] if other is not None else [])
+        app_lp = sum(self.appearance_logp(f.app) + W_ASPECT * self.aspect_logp(f.aspect) for f in faces) / len(faces)
         if size is not None:
             app_lp = app_lp + W_SIZE * self.size_logp(*size)
         term, fuzzy, face = self._imprint_term(faces)
