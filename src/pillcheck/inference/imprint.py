@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from pillcheck.catalog.normalize import normalize_imprint
+from pillcheck.inference.segment import pill_hull
 from pillcheck.inference.session import ModelError, create_session
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # column k+1 of a log-prob matrix; column 0 is the CTC blank
@@ -38,9 +39,6 @@ ROUND_ASPECT = 1.15  # long/short below this: the text direction comes from the 
 # One line of 3+ characters measured 3-11, two-line blocks 1.1-2.5; at 2.6, or with pairs on every round pill,
 # the slowest 10% of reads took 55-72 ms instead of 30 and ranking did not improve beyond noise (130 faces).
 TWO_LINE_RATIO = 1.5
-# GrabCut: size (px), iterations, and the share of each side that starts as probable background (the crop has
-# 8% margin around the box; at 6% a pill on two-coloured cloth kept part of the cloth at 64 px)
-SEG_PX, SEG_ITERS, SEG_MARGIN = 64, 3, 0.1
 _CHAR_INDEX = {c: i + 1 for i, c in enumerate(ALPHABET)}
 
 
@@ -199,59 +197,6 @@ def _text_axis(gray: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np.
     return vec[:, 1], float(ev[1] / max(ev[0], 1e-9))
 
 
-def _grabcut_hull(rgb: np.ndarray) -> np.ndarray | None:
-    """Convex hull (pixels of ``rgb``) of the pill in a loose crop, None when it cannot be told from the rest.
-
-    GrabCut at SEG_PX: the crop's outer ring is background, its centre probably pill. Colour models of both beat
-    a threshold on the distance to the border colour on busy backgrounds (multi-coloured cloth, shadows, a white
-    pill on paper): see ``_geometry``.
-    """
-    h, w = rgb.shape[:2]
-    k = min(1.0, SEG_PX / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
-    sh, sw = small.shape[:2]
-    if min(sh, sw) < 8 or float(np.ptp(small.reshape(-1, 3), axis=0).max()) < 8:
-        return None
-    mask = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
-    my, mx = max(1, round(sh * SEG_MARGIN)), max(1, round(sw * SEG_MARGIN))
-    mask[my: sh - my, mx: sw - mx] = cv2.GC_PR_FGD
-    mask[[0, -1], :] = mask[:, [0, -1]] = cv2.GC_BGD
-    bg, fg = np.zeros((1, 65)), np.zeros((1, 65))
-    cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means on OpenCV's (per-thread) random stream
-    try:
-        cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, None, bg, fg, SEG_ITERS, cv2.GC_INIT_WITH_MASK)
-    except cv2.error:  # a colour model with too few distinct pixels
-        return None
-    hull = _hull(((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8))
-    return None if hull is None else (hull + 0.5) / k - 0.5
-
-
-def _threshold_hull(rgb: np.ndarray) -> np.ndarray | None:
-    """The pill as what is far (Lab) from the border colour, Otsu: for a pill that reaches the crop's edge
-    (GrabCut then takes it for background)."""
-    lab = cv2.cvtColor(cv2.GaussianBlur(rgb, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
-    border = np.concatenate([lab[:2].reshape(-1, 3), lab[-2:].reshape(-1, 3), lab[:, :2].reshape(-1, 3),
-                             lab[:, -2:].reshape(-1, 3)])
-    dist = np.linalg.norm(lab - np.median(border, axis=0), axis=2)
-    if dist.max() < 8:
-        return None
-    _, mask = cv2.threshold((dist * (255 / dist.max())).astype(np.uint8), 0, 255,
-                            cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return _hull(cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)))
-
-
-def _hull(mask: np.ndarray) -> np.ndarray | None:
-    """Convex hull of the large parts of a foreground mask (pills are convex, and a capsule's clear half or a
-    white band can match the background); None when it covers too little or nearly all of the crop."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
-    if n < 2:
-        return None
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = 1 + np.flatnonzero(areas >= 0.15 * areas.max())
-    hull = cv2.convexHull(np.column_stack(np.nonzero(np.isin(labels, keep))[::-1]).astype(np.float32))
-    return hull if 0.1 < cv2.contourArea(hull) / mask.size < 0.97 else None
-
-
 def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bool, bool]:
     """Centre, unit text-direction vector, extent along and across it (px) of the pill in a loose crop,
     whether the text may be two lines (a round pill whose strokes show no line direction), and whether the
@@ -267,9 +212,7 @@ def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bo
                 float(max(w, h)), float(min(w, h)), max(w, h) < ROUND_ASPECT * min(w, h), False)
     k = min(1.0, 128 / max(h, w))
     small = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
-    hull = _grabcut_hull(small)
-    if hull is None:
-        hull = _threshold_hull(small)
+    hull = pill_hull(small)
     if hull is None:
         return fallback
     box = cv2.boxPoints(cv2.minAreaRect(hull))

@@ -1,0 +1,87 @@
+"""Where the pill is in a loose crop of it: its convex hull, and the crop with everything else greyed out.
+
+One segmentation for every consumer: the imprint reader turns its text along the hull's long axis and measures
+the long/short ratio from it; the appearance model sees the pill without the table around it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# GrabCut: size (px), iterations, and the share of each side that starts as probable background (the crop has
+# 8% margin around the box; at 6% a pill on two-coloured cloth kept part of the cloth at 64 px)
+SEG_PX, SEG_ITERS, SEG_MARGIN = 64, 3, 0.1
+GREY = 128  # what the background becomes for the appearance model
+
+
+def pill_hull(rgb: np.ndarray) -> np.ndarray | None:
+    """Convex hull (N x 1 x 2, pixels of ``rgb``) of the pill in a loose crop: GrabCut's, else the threshold's
+    (a pill that reaches the crop's edge); None when neither finds it."""
+    hull = _grabcut_hull(rgb)
+    return _threshold_hull(rgb) if hull is None else hull
+
+
+def mask_background(rgb: np.ndarray) -> np.ndarray:
+    """The crop with everything outside the pill's hull (grown by a pixel) set to GREY; unchanged when the pill
+    cannot be found (then the model sees what it saw before, table included)."""
+    hull = pill_hull(rgb)
+    if hull is None:
+        return rgb
+    inside = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.fillConvexPoly(inside, np.round(hull).astype(np.int32), 1)
+    inside = cv2.dilate(inside, np.ones((3, 3), np.uint8))
+    return np.where(inside[..., None] > 0, rgb, np.uint8(GREY)).astype(np.uint8)
+
+
+def _grabcut_hull(rgb: np.ndarray) -> np.ndarray | None:
+    """The pill's hull by GrabCut, None when it cannot be told from the rest.
+
+    GrabCut at SEG_PX: the crop's outer ring is background, its centre probably pill. Colour models of both beat
+    a threshold on the distance to the border colour on busy backgrounds (multi-coloured cloth, shadows, a white
+    pill on paper): see ``imprint._geometry``.
+    """
+    h, w = rgb.shape[:2]
+    k = min(1.0, SEG_PX / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape[:2]
+    if min(sh, sw) < 8 or float(np.ptp(small.reshape(-1, 3), axis=0).max()) < 8:
+        return None
+    mask = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
+    my, mx = max(1, round(sh * SEG_MARGIN)), max(1, round(sw * SEG_MARGIN))
+    mask[my: sh - my, mx: sw - mx] = cv2.GC_PR_FGD
+    mask[[0, -1], :] = mask[:, [0, -1]] = cv2.GC_BGD
+    bg, fg = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means on OpenCV's (per-thread) random stream
+    try:
+        cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, None, bg, fg, SEG_ITERS, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:  # a colour model with too few distinct pixels
+        return None
+    hull = _hull(((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8))
+    return None if hull is None else (hull + 0.5) / k - 0.5
+
+
+def _threshold_hull(rgb: np.ndarray) -> np.ndarray | None:
+    """The pill as what is far (Lab) from the border colour, Otsu: for a pill that reaches the crop's edge
+    (GrabCut then takes it for background)."""
+    lab = cv2.cvtColor(cv2.GaussianBlur(rgb, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
+    border = np.concatenate([lab[:2].reshape(-1, 3), lab[-2:].reshape(-1, 3), lab[:, :2].reshape(-1, 3),
+                             lab[:, -2:].reshape(-1, 3)])
+    dist = np.linalg.norm(lab - np.median(border, axis=0), axis=2)
+    if dist.max() < 8:
+        return None
+    _, mask = cv2.threshold((dist * (255 / dist.max())).astype(np.uint8), 0, 255,
+                            cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return _hull(cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)))
+
+
+def _hull(mask: np.ndarray) -> np.ndarray | None:
+    """Convex hull of the large parts of a foreground mask (pills are convex, and a capsule's clear half or a
+    white band can match the background); None when it covers too little or nearly all of the crop."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+    if n < 2:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = 1 + np.flatnonzero(areas >= 0.15 * areas.max())
+    hull = cv2.convexHull(np.column_stack(np.nonzero(np.isin(labels, keep))[::-1]).astype(np.float32))
+    return hull if 0.1 < cv2.contourArea(hull) / mask.size < 0.97 else None
