@@ -1,9 +1,7 @@
 """Appearance model: a pill crop -> probabilities for shape, colours, form and score line (one ONNX model).
 
 The crop is taken the same way in training and serving (``crop``): the detector box with a margin, squared,
-resized to ``SIZE``; models trained on crops whose background was greyed out (``segment.mask_background``) say
-so in their metadata (``BACKGROUND_KEY``) and get their crops the same way. Label vocabularies are the catalog's
-own words, so probabilities join the catalog directly.
+resized to ``SIZE``. Label vocabularies are the catalog's own words, so probabilities join the catalog directly.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pillcheck.inference.segment import mask_background
 from pillcheck.inference.session import ModelError, create_session
 
 SIZE = 96
@@ -23,7 +20,6 @@ COLOURS = ("하양", "노랑", "주황", "분홍", "빨강", "갈색", "연두",
            "검정", "투명")
 FORMS = ("tablet", "hard_capsule", "soft_capsule")
 OUTPUTS = ("shape", "colour", "form", "line")
-BACKGROUND_KEY, MASKED = "pillcheck_background", "masked"
 
 
 def colour_labels(text: str | None) -> list[str]:
@@ -78,14 +74,11 @@ class AppearanceModel:
         if names != list(OUTPUTS):
             raise ModelError(f"{Path(path).name}: expected outputs {OUTPUTS}, got {names}")
         self.input_name = self.session.get_inputs()[0].name
-        self.masked = self.session.get_modelmeta().custom_metadata_map.get(BACKGROUND_KEY) == MASKED
 
     def __call__(self, crops: list[np.ndarray]) -> list[Appearance]:
         """Batch of RGB crops (from ``crop``) -> one Appearance each."""
         if not crops:
             return []
-        if self.masked:
-            crops = [mask_background(c) for c in crops]
         shape, colour, form, line = self.session.run(None, {self.input_name: to_tensor(crops)})
         ps, pf = _softmax(shape), _softmax(form)
         pc, pl = 1 / (1 + np.exp(-colour)), 1 / (1 + np.exp(-line.reshape(-1)))

@@ -1,8 +1,5 @@
-"""Where the pill is in a loose crop of it: its convex hull, and the crop with everything else greyed out.
-
-One segmentation for every consumer: the imprint reader turns its text along the hull's long axis and measures
-the long/short ratio from it; the appearance model sees the pill without the table around it.
-"""
+"""Where the pill is in a loose crop of it: its convex hull (the imprint reader turns its text along the hull's
+long axis and measures the pill's long/short ratio from it)."""
 
 from __future__ import annotations
 
@@ -12,7 +9,6 @@ import numpy as np
 # GrabCut: size (px), iterations, and the share of each side that starts as probable background (the crop has
 # 8% margin around the box; at 6% a pill on two-coloured cloth kept part of the cloth at 64 px)
 SEG_PX, SEG_ITERS, SEG_MARGIN = 64, 3, 0.1
-GREY = 128  # what the background becomes for the appearance model
 
 
 def pill_hull(rgb: np.ndarray) -> np.ndarray | None:
@@ -20,18 +16,6 @@ def pill_hull(rgb: np.ndarray) -> np.ndarray | None:
     (a pill that reaches the crop's edge); None when neither finds it."""
     hull = _grabcut_hull(rgb)
     return _threshold_hull(rgb) if hull is None else hull
-
-
-def mask_background(rgb: np.ndarray) -> np.ndarray:
-    """The crop with everything outside the pill's hull (grown by a pixel) set to GREY; unchanged when the pill
-    cannot be found (then the model sees what it saw before, table included)."""
-    hull = pill_hull(rgb)
-    if hull is None:
-        return rgb
-    inside = np.zeros(rgb.shape[:2], np.uint8)
-    cv2.fillConvexPoly(inside, np.round(hull).astype(np.int32), 1)
-    inside = cv2.dilate(inside, np.ones((3, 3), np.uint8))
-    return np.where(inside[..., None] > 0, rgb, np.uint8(GREY)).astype(np.uint8)
 
 
 def _grabcut_hull(rgb: np.ndarray) -> np.ndarray | None:

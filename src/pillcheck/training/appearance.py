@@ -2,8 +2,8 @@
 
 Data: the real faces cut from the official photos (products split by ``splits.is_held_out``) and pills drawn
 from catalog records, each pasted on a random background, rotated, cropped as the detector would box it
-(with its jitter), then degraded like a phone photo, and the background around the pill greyed out as at serve
-time. Exported to ONNX with the four named outputs that ``inference/appearance.py`` reads.
+(with its jitter), then degraded like a phone photo. Exported to ONNX with the four named outputs that
+``inference/appearance.py`` reads.
 """
 
 from __future__ import annotations
@@ -17,19 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pillcheck.inference.appearance import (
-    BACKGROUND_KEY,
-    COLOURS,
-    FORMS,
-    MASKED,
-    OUTPUTS,
-    SHAPES,
-    SIZE,
-    colour_labels,
-    crop,
-    form_label,
-)
-from pillcheck.inference.segment import mask_background
+from pillcheck.inference.appearance import COLOURS, FORMS, OUTPUTS, SHAPES, SIZE, colour_labels, crop, form_label
 from pillcheck.training.render import appearance_records, render, spec_from_record
 from pillcheck.training.scenes import procedural_background
 from pillcheck.training.splits import is_held_out
@@ -77,7 +65,7 @@ def photo_like(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     img = np.clip(img + rng.normal(0, rng.uniform(1, 6), img.shape), 0, 255).astype(np.uint8)
     out = crop(img, box)
     ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 95))])
-    return mask_background(cv2.imdecode(enc, cv2.IMREAD_UNCHANGED))
+    return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
 
 
 def build_samples(cut_dir: Path, records: dict[str, dict], held_out: bool, views: int, rendered: int,
@@ -164,7 +152,6 @@ def evaluate(model, data) -> dict:
 def train(cut_dir: Path, db: Path, out: Path, *, epochs: int = 14, views: int = 2, rendered: int = 3000,
           seed: int = 0, threads: int = 2) -> dict:
     import duckdb
-    import onnx
     import torch
     import torch.nn.functional as F
 
@@ -207,8 +194,5 @@ def train(cut_dir: Path, db: Path, out: Path, *, epochs: int = 14, views: int = 
     torch.onnx.export(model, torch.zeros(1, 3, SIZE, SIZE), str(out), input_names=["image"], output_names=list(OUTPUTS),
                       dynamic_axes={"image": {0: "batch"}, **{o: {0: "batch"} for o in OUTPUTS}}, opset_version=17,
                       dynamo=False)
-    graph = onnx.load(str(out))
-    graph.metadata_props.add(key=BACKGROUND_KEY, value=MASKED)
-    onnx.save(graph, str(out))
     (out.with_suffix(".metrics.json")).write_text(json.dumps(metrics, indent=1))
     return metrics
