@@ -78,6 +78,18 @@ def test_aspect_ratio_evidence(pipe):
     assert not index.aspect_logp(None).any()  # nothing measured: no evidence either way
 
 
+def test_the_other_photo_measures_the_pill_too(pipe):
+    """With photos of both sides, the second photo's long/short ratio counts as much as the first's (the first may
+    not have been segmented at all)."""
+    from pillcheck.catalog.identify import Face
+
+    index = pipe.catalog.candidates
+    for ratio in (1.0, 2.5):
+        ident = index.rank(None, [], aspect=None, other=Face(None, [], aspect=ratio), k=5)
+        ratios = [float(index.aspect[index._first[c.item_seq]]) for c in ident.candidates]
+        assert all(abs(np.log(r / ratio)) < 0.2 for r in ratios), (ratio, ratios)
+
+
 def test_size_evidence_and_photo_scale(pipe):
     from pillcheck.catalog.identify import Candidate, Identification
     from pillcheck.pipeline import photo_scale
