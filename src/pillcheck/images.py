@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -121,3 +122,9 @@ def to_rgb(img: Image.Image) -> np.ndarray:
     if min(h, w) < MIN_SIDE:
         raise InputError(f"the photo is only {w}x{h} pixels; pills cannot be seen at that size")
     return np.ascontiguousarray(rgb)
+
+
+def scaled(img: np.ndarray, k: float) -> np.ndarray:
+    """``img`` shrunk by the factor ``k`` (area-averaged, so fine strokes do not alias), each side at least 1 px."""
+    h, w = img.shape[:2]
+    return cv2.resize(img, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)

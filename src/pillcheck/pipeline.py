@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from pillcheck import config, images
@@ -206,8 +205,7 @@ def imprint_crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.08, max_sid
     out = rgb[ya:yb, xa:xb]
     k = max_side / max(out.shape[:2] + (1,))
     if k < 1:
-        out = cv2.resize(out, (max(1, round(out.shape[1] * k)), max(1, round(out.shape[0] * k))),
-                         interpolation=cv2.INTER_AREA)
+        out = images.scaled(out, k)
     return np.ascontiguousarray(out), min(k, 1.0)
 
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from pillcheck.catalog.normalize import normalize_imprint
+from pillcheck.images import scaled
 from pillcheck.inference.segment import pill_hull
 from pillcheck.inference.session import ModelError, create_session
 
@@ -211,7 +212,7 @@ def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bo
     fallback = (np.array([w / 2, h / 2]), np.array([1.0, 0.0]) if w >= h else np.array([0.0, 1.0]),
                 float(max(w, h)), float(min(w, h)), max(w, h) < ROUND_ASPECT * min(w, h), False)
     k = min(1.0, 128 / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    small = scaled(rgb, k)
     hull = pill_hull(small)
     if hull is None:
         return fallback
@@ -269,8 +270,7 @@ def variants(rgb: np.ndarray) -> Bands:
     # one anti-aliased downscale so the finest band is sampled at about 1 px per output px
     k = min(1.0, HEIGHT / (min(h for _, h in (LINE, *TWO_LINES)) * short_px))
     if k < 0.8:
-        bgr = cv2.resize(bgr, (max(1, round(bgr.shape[1] * k)), max(1, round(bgr.shape[0] * k))),
-                         interpolation=cv2.INTER_AREA)
+        bgr = scaled(bgr, k)
         centre, long_px, short_px = centre * k, long_px * k, short_px * k
     singles, pairs = [], []
     for a in angles:

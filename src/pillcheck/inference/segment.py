@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pillcheck.images import scaled
+
 # GrabCut: size (px), iterations, and the share of each side that starts as probable background (the crop has
 # 8% margin around the box; at 6% a pill on two-coloured cloth kept part of the cloth at 64 px)
 SEG_PX, SEG_ITERS, SEG_MARGIN = 64, 3, 0.1
@@ -27,7 +29,7 @@ def _grabcut_hull(rgb: np.ndarray) -> np.ndarray | None:
     """
     h, w = rgb.shape[:2]
     k = min(1.0, SEG_PX / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    small = scaled(rgb, k)
     sh, sw = small.shape[:2]
     if min(sh, sw) < 8 or float(np.ptp(small.reshape(-1, 3), axis=0).max()) < 8:
         return None

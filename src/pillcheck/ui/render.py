@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from html import escape
 
-import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from pillcheck.images import scaled
 from pillcheck.safety.dur import SEVERITY_ORDER
 from pillcheck.ui.i18n import t, term
 
@@ -31,7 +31,7 @@ def downscale(rgb: np.ndarray, max_side: int = DISPLAY_SIDE) -> tuple[np.ndarray
     scale = min(1.0, max_side / max(h, w))
     if scale == 1.0:
         return rgb, scale
-    return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA), scale
+    return scaled(rgb, scale), scale
 
 
 def annotate(preview: np.ndarray, pills: list[dict], scale: float = 1.0) -> np.ndarray:
