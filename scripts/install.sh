@@ -26,5 +26,7 @@ fi
 import importlib.util, sys
 from pillcheck.inference import models
 print("detector providers:", models.detector().providers)
+if not (models.appearance() and models.imprint() and models.measure()):
+    sys.exit("an identification model did not load")
 sys.exit(1 if importlib.util.find_spec("torch") else 0)
 PY

@@ -394,6 +394,18 @@ def cmd_train_appearance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_measure(args: argparse.Namespace) -> int:
+    from pillcheck.training import measure as tm
+    from pillcheck.training.detector import build_cutouts
+
+    cut_dir = Path(args.work) / "cutouts"
+    build_cutouts(Path(args.shared), cut_dir, args.db or config.default_db())
+    metrics = tm.train(cut_dir, args.db or config.default_db(), Path(args.output), appearance=args.appearance,
+                       epochs=args.epochs, views=args.views, seed=args.seed, threads=args.threads)
+    _emit(metrics)
+    return 0
+
+
 def cmd_train_imprint(args: argparse.Namespace) -> int:
     from pillcheck.training import imprint as ti
     from pillcheck.training.detector import build_cutouts
@@ -550,6 +562,18 @@ def build_parser() -> argparse.ArgumentParser:
     ta.add_argument("--threads", type=int, default=2)
     _db_arg(ta)
     ta.set_defaults(func=cmd_train_appearance)
+    tm = tr.add_parser("measure", help="train the colour/shape model on the segmented pill's statistics, export ONNX")
+    tm.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")
+    tm.add_argument("--work", type=Path, default=config.REPO_ROOT / "work")
+    tm.add_argument("--output", type=Path, default=config.MODELS_DIR / "measure.onnx")
+    tm.add_argument("--appearance", type=Path, default=config.MODELS_DIR / "appearance.onnx",
+                    help="the appearance CNN it is served with (metrics for both together)")
+    tm.add_argument("--epochs", type=int, default=60)
+    tm.add_argument("--views", type=int, default=2, help="photo-like views of each real training face")
+    tm.add_argument("--seed", type=int, default=0)
+    tm.add_argument("--threads", type=int, default=2)
+    _db_arg(tm)
+    tm.set_defaults(func=cmd_train_measure)
     ti = tr.add_parser("imprint", help="train the imprint recognizer (CRNN on the catalog alphabet), export ONNX")
     ti.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")
     ti.add_argument("--work", type=Path, default=config.REPO_ROOT / "work")

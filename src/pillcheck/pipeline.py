@@ -17,10 +17,11 @@ import numpy as np
 from pillcheck import config, images
 from pillcheck.catalog.db import Catalog, open_catalog
 from pillcheck.catalog.identify import Face, Identification
-from pillcheck.inference import models
+from pillcheck.inference import measure, models
 from pillcheck.inference.appearance import Appearance, crop
 from pillcheck.inference.detector import Detections
 from pillcheck.inference.imprint import ImprintRead
+from pillcheck.inference.segment import pill_hull
 from pillcheck.safety.dur import CheckResult, Profile, check
 
 
@@ -101,14 +102,12 @@ class Pipeline:
         apps = app_model(crops) if app_model else [None] * len(crops)
         reader = models.imprint(self.models_dir)
         index = self.catalog.candidates
+        pills = [imprint_crop(rgb, box) for box in det.xyxy] + [imprint_crop(*other_sides[i]) for i in order]
+        reads = [reader.read(pixels) for pixels, _ in pills] if reader else []
+        apps = self._measured(apps, [pixels for pixels, _ in pills], [r.hull for r in reads] if reader else None)
         if not reader:
             return [index.rank(app, []) for app in apps[: len(det)]]
-        reads, lengths = [], []
-        for box in det.xyxy:
-            pixels, k = imprint_crop(rgb, box)
-            read = reader.read(pixels)
-            reads.append(read)
-            lengths.append(read.length_px / k if read.length_px else None)
+        lengths = [read.length_px / k if read.length_px else None for read, (_, k) in zip(reads, pills)]
 
         def face(app: Appearance | None, read: ImprintRead) -> Face:
             scored: dict[str, float] = {}  # CTC scores of this read, reused by the second pass
@@ -122,8 +121,7 @@ class Pipeline:
             return Face(app, [t for t, _ in read.texts], ctc, read.aspect)
 
         faces = [face(app, read) for app, read in zip(apps, reads)]
-        others = {i: face(app, reader.read(imprint_crop(*other_sides[i])[0]))
-                  for i, app in zip(order, apps[len(det):])}
+        others = dict(zip(order, faces[len(det):]))
 
         def rank(i: int, size: tuple[float, float] | None = None) -> Identification:
             return index.rank(faces[i].app, faces[i].reads, faces[i].ctc, aspect=reads[i].aspect, size=size,
@@ -136,6 +134,18 @@ class Pipeline:
             if scale and lengths[i]:
                 out[i] = rank(i, (lengths[i], scale))
         return out
+
+    def _measured(self, apps: list[Appearance | None], pixels: list[np.ndarray],
+                  hulls: list[np.ndarray | None] | None) -> list[Appearance | None]:
+        """The appearance with the colours and shape measured on the segmented pill (``inference/measure.py``);
+        ``hulls``: the reader's segmentation of ``pixels`` (None: no reader ran, segment here)."""
+        model = models.measure(self.models_dir / "measure.onnx")
+        if model is None or any(app is None for app in apps):
+            return apps
+        if hulls is None:
+            hulls = [pill_hull(p) for p in pixels]
+        measured = model([measure.features(p, h) for p, h in zip(pixels, hulls)])
+        return [measure.merge(app, colour, shape) for app, (colour, shape) in zip(apps, measured)]
 
     def analyze(self, photo: bytes | str | Path | np.ndarray | images.Decoded, my_meds: list[str] | None = None,
                 profile: Profile | None = None, *, conf: float = 0.35, iou: float = 0.5,
@@ -193,7 +203,10 @@ def _decoded(photo: bytes | str | Path | np.ndarray | images.Decoded) -> images.
     return images.decode(photo, min_side=images.WORKING_SIDE)
 
 
-def imprint_crop(rgb: np.ndarray, box: np.ndarray, margin: float = 0.08, max_side: int = 320
+IMPRINT_MARGIN = 0.08  # around the detector box, each side, as a share of its width / height
+
+
+def imprint_crop(rgb: np.ndarray, box: np.ndarray, margin: float = IMPRINT_MARGIN, max_side: int = 320
                  ) -> tuple[np.ndarray, float]:
     """The pill with a small margin around the detector box, at full resolution up to ``max_side`` pixels
     (the recognizer reads 48-px-high lines; a 600-px pill from a 12 MP photo only costs time), and the

@@ -28,6 +28,7 @@ ORDER BY a.item_seq
 # Weights of the evidence (log-linear) and the status thresholds; calibrated with `pillcheck eval identify`
 # so that no wrong answer is marked sure on the evaluation set (see models/MODEL_CARD.md).
 W_SHAPE, W_COLOUR, W_FORM, W_LINE, W_FUZZY, W_CTC = 1.0, 0.6, 0.8, 0.3, 6.0, 1.5
+W_ABSENT = 0.3  # a colour the record lacks counts this much against it, relative to one it has
 # Aspect ratio (long/short) of the segmented pill vs the catalog's size in mm: log-ratio error ~N(0, ASPECT_SIGMA)
 # for most pills, a heavy tail (tilt, occlusion, failed segmentation: p90 error 0.59 on the evaluation photos).
 W_ASPECT, ASPECT_SIGMA, ASPECT_OUTLIER = 2.0, 0.12, 0.2
@@ -174,7 +175,7 @@ class CandidateIndex:
         lc_in, lc_out = _eps_log(pc), _eps_log(1 - pc)
 
         def colour(mask: np.ndarray) -> np.ndarray:
-            return (mask @ lc_in + 0.3 * (1 - mask) @ lc_out) / np.maximum(mask.sum(1), 1)
+            return (mask @ lc_in + W_ABSENT * (1 - mask) @ lc_out) / np.maximum(mask.sum(1), 1)
 
         line_lp = lambda has: np.where(has, np.log(max(app.line, 1e-3)), np.log(max(1 - app.line, 1e-3)))  # noqa: E731
         front = W_COLOUR * colour(self.colour_front) + W_LINE * line_lp(self.line_front)

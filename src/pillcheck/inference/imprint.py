@@ -51,6 +51,7 @@ class ImprintRead:
     lines: list[list[tuple[np.ndarray, np.ndarray]]]  # per recognizer, per orientation: (upper, lower) line log-probs
     aspect: float | None = None  # long / short side of the segmented pill (None when segmentation failed)
     length_px: float | None = None  # its long side in pixels of the crop that was read (None likewise)
+    hull: np.ndarray | None = None  # its outline in pixels of that crop (None likewise)
 
 
 def _encode(texts: list[str], reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -198,10 +199,10 @@ def _text_axis(gray: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np.
     return vec[:, 1], float(ev[1] / max(ev[0], 1e-9))
 
 
-def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bool, bool]:
+def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bool, np.ndarray | None]:
     """Centre, unit text-direction vector, extent along and across it (px) of the pill in a loose crop,
-    whether the text may be two lines (a round pill whose strokes show no line direction), and whether the
-    pill was segmented (False: the numbers describe the whole crop).
+    whether the text may be two lines (a round pill whose strokes show no line direction), and the pill's
+    hull in pixels of ``rgb`` (None when it was not found: the numbers then describe the whole crop).
 
     The pill: GrabCut's hull, else the threshold's (a pill that reaches the crop's edge); text runs along the
     long axis, or for a round pill along its strokes. The whole crop when neither finds the pill.
@@ -210,7 +211,7 @@ def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bo
     """
     h, w = rgb.shape[:2]
     fallback = (np.array([w / 2, h / 2]), np.array([1.0, 0.0]) if w >= h else np.array([0.0, 1.0]),
-                float(max(w, h)), float(min(w, h)), max(w, h) < ROUND_ASPECT * min(w, h), False)
+                float(max(w, h)), float(min(w, h)), max(w, h) < ROUND_ASPECT * min(w, h), None)
     k = min(1.0, 128 / max(h, w))
     small = scaled(rgb, k)
     hull = pill_hull(small)
@@ -221,12 +222,13 @@ def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bo
     long_v, short_v = (e1, e2) if np.linalg.norm(e1) >= np.linalg.norm(e2) else (e2, e1)
     long_px, short_px = float(np.linalg.norm(long_v)), float(np.linalg.norm(short_v))
     centre, axis = box.mean(0), long_v / (long_px + 1e-9)
+    outline = (hull + 0.5) / k - 0.5
     if long_px >= ROUND_ASPECT * short_px:
-        return centre / k, axis, long_px / k, short_px / k, False, True
+        return centre / k, axis, long_px / k, short_px / k, False, outline
     strokes = _text_axis(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), centre, short_px / 2)
     if strokes is None:
-        return centre / k, axis, long_px / k, short_px / k, True, True
-    return centre / k, strokes[0], long_px / k, short_px / k, strokes[1] < TWO_LINE_RATIO, True
+        return centre / k, axis, long_px / k, short_px / k, True, outline
+    return centre / k, strokes[0], long_px / k, short_px / k, strokes[1] < TWO_LINE_RATIO, outline
 
 
 def _band(bgr: np.ndarray, centre: np.ndarray, theta: float, along: float, across: float,
@@ -245,14 +247,15 @@ def _band(bgr: np.ndarray, centre: np.ndarray, theta: float, along: float, acros
 @dataclass
 class Bands:
     """What one pill crop gives the recognizer: one centred line per orientation (``angles``, degrees: the text
-    direction in the crop, y down), (upper, lower) line pairs, and the pill's aspect ratio (long / short) and
-    long side in pixels when it could be segmented."""
+    direction in the crop, y down), (upper, lower) line pairs, and the pill's aspect ratio (long / short), long
+    side in pixels and hull (pixels of the crop) when it could be segmented."""
 
     singles: list[np.ndarray]
     pairs: list[tuple[np.ndarray, np.ndarray]]
     angles: list[float]
     aspect: float | None
     length: float | None
+    hull: np.ndarray | None = None
 
 
 def variants(rgb: np.ndarray) -> Bands:
@@ -262,8 +265,8 @@ def variants(rgb: np.ndarray) -> Bands:
     imprints like 'HM' over '4') only where the strokes show no direction: on every pill they cost three times
     the one-line bands for +2% top-1 (3 of 130 faces).
     """
-    centre, axis, long_px, short_px, two_lines, segmented = _geometry(rgb)
-    aspect, length = (long_px / max(short_px, 1e-6), long_px) if segmented else (None, None)
+    centre, axis, long_px, short_px, two_lines, hull = _geometry(rgb)
+    aspect, length = (long_px / max(short_px, 1e-6), long_px) if hull is not None else (None, None)
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     angles = (0, 180, 90, 270) if long_px < ROUND_ASPECT * short_px else (0, 180)
     base = np.degrees(np.arctan2(axis[1], axis[0]))
@@ -280,7 +283,7 @@ def variants(rgb: np.ndarray) -> Bands:
         if two_lines:
             upper, lower = (_band(bgr, centre, theta, along, across, *b) for b in TWO_LINES)
             pairs.append((upper, lower))
-    return Bands(singles, pairs, [float(base + a) for a in angles], aspect, length)
+    return Bands(singles, pairs, [float(base + a) for a in angles], aspect, length, hull)
 
 
 def to_batch(images: list[np.ndarray]) -> np.ndarray:
@@ -352,7 +355,8 @@ class ImprintReader:
                     best[text] = conf
             logprobs.append(one)
             lines.append(list(zip(two[0::2], two[1::2])))
-        return ImprintRead(sorted(best.items(), key=lambda kv: -kv[1]), logprobs, lines, bands.aspect, bands.length)
+        return ImprintRead(sorted(best.items(), key=lambda kv: -kv[1]), logprobs, lines, bands.aspect, bands.length,
+                           bands.hull)
 
     @staticmethod
     def score_many(read: ImprintRead, candidates: list[str]) -> np.ndarray:

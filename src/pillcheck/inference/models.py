@@ -16,6 +16,7 @@ from typing import TypeVar
 from pillcheck import config
 from pillcheck.inference.appearance import AppearanceModel
 from pillcheck.inference.detector import Detector
+from pillcheck.inference.measure import MeasureModel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +53,11 @@ def _optional(kind: str, candidates: list[Path], factory: Callable[[list[Path]],
 def appearance(path: Path | None = None) -> AppearanceModel | None:
     return _optional("appearance", [Path(path or config.MODELS_DIR / "appearance.onnx")],
                      lambda paths: AppearanceModel(paths[0]))
+
+
+def measure(path: Path | None = None) -> MeasureModel | None:
+    """Colours and shape measured on the segmented pill (refines the appearance model), None without its file."""
+    return _optional("measure", [Path(path or config.MODELS_DIR / "measure.onnx")], lambda paths: MeasureModel(paths[0]))
 
 
 IMPRINT_MODELS = ("imprint_crnn.onnx", "imprint_rec.onnx")  # our CRNN (optional), PP-OCRv6 fine-tuned on pills

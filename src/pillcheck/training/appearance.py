@@ -12,6 +12,7 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -21,6 +22,8 @@ from pillcheck.inference.appearance import COLOURS, FORMS, OUTPUTS, SHAPES, SIZE
 from pillcheck.training.render import appearance_records, render, spec_from_record
 from pillcheck.training.scenes import procedural_background
 from pillcheck.training.splits import is_held_out
+
+Cropper = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (photo, xyxy box) -> the model's crop
 
 
 def _label(rec: dict, side: str) -> tuple[int, np.ndarray, int, float] | None:
@@ -38,8 +41,9 @@ def _label(rec: dict, side: str) -> tuple[int, np.ndarray, int, float] | None:
     return SHAPES.index(rec["shape"]), vec, FORMS.index(form_label(rec.get("form"))), has_line
 
 
-def photo_like(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Paste an RGBA pill on a background, rotate, box it with detector-like jitter, degrade, crop to SIZE."""
+def photo_like(sprite: np.ndarray, rng: np.random.Generator, cropper: Cropper = crop) -> np.ndarray:
+    """Paste an RGBA pill on a background, rotate, box it with detector-like jitter, degrade, crop it the way a
+    model's input is cropped (``cropper``: the appearance crop, SIZE px square, by default)."""
     h, w = sprite.shape[:2]
     scale = rng.uniform(60, 160) / max(h, w)
     sprite = cv2.resize(sprite, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -63,14 +67,14 @@ def photo_like(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.5))
     img = np.clip(img + rng.normal(0, rng.uniform(1, 6), img.shape), 0, 255).astype(np.uint8)
-    out = crop(img, box)
+    out = cropper(img, box)
     ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 95))])
     return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
 
 
 def build_samples(cut_dir: Path, records: dict[str, dict], held_out: bool, views: int, rendered: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, list[tuple]]:
-    """(images N x SIZE x SIZE x 3, labels) for one split: real cut-outs x views, plus rendered pills."""
+                  rng: np.random.Generator, cropper: Cropper = crop) -> tuple[list[np.ndarray], list[tuple]]:
+    """(crops, labels) for one split: real cut-outs x views, plus rendered pills."""
     with open(cut_dir / "index.csv", encoding="utf-8") as f:
         cuts = [r for r in csv.DictReader(f) if (r["held_out"] == "1") == held_out]
     imgs, labels = [], []
@@ -81,7 +85,7 @@ def build_samples(cut_dir: Path, records: dict[str, dict], held_out: bool, views
             continue
         rgba = cv2.cvtColor(cv2.imread(str(cut_dir / r["file"]), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
         for _ in range(views):
-            imgs.append(photo_like(rgba, rng))
+            imgs.append(photo_like(rgba, rng, cropper))
             labels.append(lab)
     pool = [rec for seq, rec in records.items() if is_held_out(seq) == held_out]
     for i in rng.choice(len(pool), size=min(rendered, len(pool)), replace=False):
@@ -90,10 +94,10 @@ def build_samples(cut_dir: Path, records: dict[str, dict], held_out: bool, views
         lab = _label(rec, side)
         if lab is None:
             continue
-        imgs.append(photo_like(render(spec_from_record(rec, rng, side), 12.0, rng), rng))
+        imgs.append(photo_like(render(spec_from_record(rec, rng, side), 12.0, rng), rng, cropper))
         labels.append(lab)
     print(f"{'held-out' if held_out else 'train'} samples: {len(imgs)}", file=sys.stderr)
-    return np.stack(imgs), labels
+    return imgs, labels
 
 
 def _net():
@@ -118,10 +122,10 @@ def _net():
     return Net()
 
 
-def _tensors(imgs: np.ndarray, labels: list[tuple]):
+def _tensors(imgs: list[np.ndarray], labels: list[tuple]):
     import torch
 
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()  # uint8; scaled per batch
+    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()  # uint8; scaled per batch
     return (x, torch.tensor([lab[0] for lab in labels]), torch.from_numpy(np.stack([lab[1] for lab in labels])),
             torch.tensor([lab[2] for lab in labels]), torch.tensor([lab[3] for lab in labels], dtype=torch.float32))
 
@@ -149,17 +153,24 @@ def evaluate(model, data) -> dict:
     }
 
 
-def train(cut_dir: Path, db: Path, out: Path, *, epochs: int = 14, views: int = 2, rendered: int = 3000,
-          seed: int = 0, threads: int = 2) -> dict:
+def start(db: Path, seed: int, threads: int) -> tuple[np.random.Generator, dict[str, dict]]:
+    """Seed torch and numpy, set torch's threads, and read the catalog's appearance records: how a training
+    run on the crops begins."""
     import duckdb
     import torch
-    import torch.nn.functional as F
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    rng = np.random.default_rng(seed)
     with duckdb.connect(str(db), read_only=True) as con:
-        records = appearance_records(con)
+        return np.random.default_rng(seed), appearance_records(con)
+
+
+def train(cut_dir: Path, db: Path, out: Path, *, epochs: int = 14, views: int = 2, rendered: int = 3000,
+          seed: int = 0, threads: int = 2) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    rng, records = start(db, seed, threads)
     t0 = time.time()
     train_data = _tensors(*build_samples(cut_dir, records, False, views, rendered, rng))
     test_data = _tensors(*build_samples(cut_dir, records, True, 1, rendered // 4, rng))
