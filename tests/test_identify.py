@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pillcheck import config
+from pillcheck.catalog.identify import READ_CONF_POWER
 from pillcheck.catalog.normalize import normalize_imprint
 from pillcheck.inference.detector import Detections
 from pillcheck.pipeline import Pipeline
@@ -171,3 +172,23 @@ def test_an_imprint_the_reader_cannot_spell_keeps_a_read_from_being_sure(pipe):
     contested = index.rank(None, [code], ctc)
     assert contested.candidates[0].item_seq == index.item_seq[i]
     assert contested.status != "sure"
+
+
+def test_a_read_the_reader_is_unsure_of_counts_less(pipe):
+    """Junk reads of a turned band ('DN' off a 'TG120' pill) match other products' whole codes; the reader's
+    confidence in each read scales its fuzzy evidence, so of two exact reads the confident one leads."""
+    index = pipe.catalog.candidates
+    counts: dict[str, int] = {}
+    for f, b in zip(index.front, index.back):
+        for t in {f, b} - {""}:
+            counts[t] = counts.get(t, 0) + 1
+    unique = [i for i, (f, b) in enumerate(zip(index.front, index.back))
+              if len(f) >= 4 and f.isascii() and f.isalnum() and counts[f] == 1 and not b]
+    a, b = unique[0], unique[len(unique) // 2]
+    reads = [index.front[a], index.front[b]]
+    for conf, leader in (([0.99, 0.6], a), ([0.6, 0.99], b)):
+        ident = index.rank(None, reads, confidence=conf)
+        assert ident.candidates[0].item_seq == index.item_seq[leader], (reads, conf)
+    full = index.face_similarity(reads[:1])
+    half = index.face_similarity(reads[:1], [0.5])
+    np.testing.assert_allclose(half, full * 0.5 ** READ_CONF_POWER, rtol=1e-6)

@@ -118,14 +118,14 @@ class Pipeline:
                     scored.update(zip(todo, map(float, reader.score_many(read, todo))))
                 return np.array([scored[c] for c in cands])
 
-            return Face(app, [t for t, _ in read.texts], ctc, read.aspect)
+            return Face(app, [t for t, _ in read.texts], ctc, read.aspect, [c for _, c in read.texts])
 
         faces = [face(app, read) for app, read in zip(apps, reads)]
         others = dict(zip(order, faces[len(det):]))
 
         def rank(i: int, size: tuple[float, float] | None = None) -> Identification:
             return index.rank(faces[i].app, faces[i].reads, faces[i].ctc, aspect=reads[i].aspect, size=size,
-                              other=others.get(i))
+                              other=others.get(i), confidence=faces[i].confidence)
 
         first = [rank(i) for i in range(len(det))]
         out = list(first)

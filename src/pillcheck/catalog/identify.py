@@ -48,6 +48,10 @@ SURE_P, SURE_MARGIN = 0.995, 0.90
 # product first, never make it sure (every wrong-but-sure answer seen in evaluation came from one).
 SURE_MIN_CHARS = 2
 UNSURE_P = 0.15
+# A read's fuzzy evidence is scaled by the reader's confidence in it ** READ_CONF_POWER: exact reads of a face have a
+# median confidence of 0.999, the other reads of the same pills (turned bands, fragments) 0.68, yet an exact match
+# of one of those to another product's code counted fully. Chosen on the tuning set (0, 0.5, 1, 2, 3).
+READ_CONF_POWER = 1.0
 CTC_SHORTLIST = 400
 CTC_FUZZY = 150
 
@@ -77,6 +81,7 @@ class Face:
     reads: list[str]
     ctc: Callable[[list[str]], np.ndarray] | None = None
     aspect: float | None = None
+    confidence: list[float] | None = None  # the reader's confidence in each read (None: all full)
 
 
 @dataclass
@@ -197,11 +202,11 @@ class CandidateIndex:
             return np.zeros(len(self.rows), np.float32)
         return _robust_logp(length_px / px_per_mm, self.length_mm, SIZE_SIGMA, SIZE_OUTLIER)
 
-    def face_similarity(self, reads: list[str]) -> np.ndarray | None:
+    def face_similarity(self, reads: list[str], confidence: list[float] | None = None) -> np.ndarray | None:
         """Best fuzzy similarity (0..1) of any read to each record's front, back and both faces as one string
-        (3 x records); None when nothing was read."""
+        (3 x records), each read's scaled by its confidence ** READ_CONF_POWER; None when nothing was read."""
         best = None
-        for text in reads:
+        for j, text in enumerate(reads):
             q = normalize_imprint(text)
             if not q:
                 continue
@@ -211,7 +216,8 @@ class CandidateIndex:
                     self._similar.clear()
                 sims = self._similar[q] = process.cdist([q], self._vocab, scorer=fuzz.ratio, dtype=np.uint8,
                                                         workers=1)[0] / np.float32(100)
-            best = sims[self._faces] if best is None else np.maximum(best, sims[self._faces])
+            weight = np.float32(confidence[j] ** READ_CONF_POWER) if confidence else np.float32(1)
+            best = weight * sims[self._faces] if best is None else np.maximum(best, weight * sims[self._faces])
         return best
 
     def _imprint_term(self, faces: list[Face]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,7 +227,7 @@ class CandidateIndex:
         blank = (self.blank_front, self.blank_back, self.blank_front & self.blank_back)
         terms, shown = [], []
         for face in faces:
-            sims = self.face_similarity(face.reads)
+            sims = self.face_similarity(face.reads, face.confidence)
             # nothing readable: faces without an imprint become likelier
             terms.append([W_FUZZY * s for s in sims] if sims is not None else [1.0 * b for b in blank])
             shown.append(sims if sims is not None else np.zeros((3, len(self.rows)), np.float32))
@@ -253,12 +259,13 @@ class CandidateIndex:
 
     def rank(self, app: Appearance | None, reads: list[str], ctc: Callable[[list[str]], np.ndarray] | None = None,
              k: int = 5, allowed: np.ndarray | None = None, aspect: float | None = None,
-             size: tuple[float, float] | None = None, other: Face | None = None) -> Identification:
+             size: tuple[float, float] | None = None, other: Face | None = None,
+             confidence: list[float] | None = None) -> Identification:
         """Top-k products with probabilities and the status (sure / unsure / unknown). ``aspect``: the pill's
         measured long/short ratio; ``size``: its long side in pixels and the photo's pixels per mm; ``other``:
         what a photo of the pill's other side shows (one face rarely names a product: 34% of catalog faces are blank
         and most codes are shared by several products, told apart by the other face)."""
-        faces = [Face(app, reads, ctc, aspect)] + ([other] if other is not None else [])
+        faces = [Face(app, reads, ctc, aspect, confidence)] + ([other] if other is not None else [])
         app_lp = sum(self.appearance_logp(f.app) + W_ASPECT * self.aspect_logp(f.aspect) for f in faces) / len(faces)
         if size is not None:
             app_lp = app_lp + W_SIZE * self.size_logp(*size)
