@@ -11,7 +11,7 @@ import pytest
 from pillcheck import config
 from pillcheck.inference.appearance import COLOURS, SHAPES, Appearance, AppearanceModel, crop
 from pillcheck.inference.measure import N_COLOUR, N_FEATURES, MeasureModel, colour_features, features, merge, shape_features
-from pillcheck.inference.segment import pill_hull
+from pillcheck.inference.segment import pill_hull, pill_outline
 from pillcheck.inference.session import ModelError
 
 from .conftest import SHARED, needs_shared
@@ -86,22 +86,18 @@ def test_merge_takes_measured_colours_and_the_geometric_mean_of_shapes():
     assert max(out.shape, key=out.shape.get) == "원형" and 1 / len(SHAPES) < out.shape["원형"] < 0.9
 
 
-def test_missing_and_damaged_model(tmp_path):
-    with pytest.raises(ModelError, match="not found"):
-        MeasureModel(tmp_path / "none.onnx")
-    bad = tmp_path / "measure.onnx"
-    bad.write_bytes(b"\x08\x01garbage" * 50)
-    with pytest.raises(ModelError, match="not a usable ONNX model"):
-        MeasureModel(bad)
-    if MODEL.is_file():  # the wrong model in its place: named, not a shape error deep in onnxruntime
-        with pytest.raises(ModelError, match="expected"):
-            MeasureModel(config.MODELS_DIR / "appearance.onnx")
+def test_the_wrong_model_in_its_place_is_named(tmp_path):
+    """Missing and unreadable files are the session factory's (tests/test_detector.py); a readable model with other
+    inputs or outputs is this class's to refuse, with its name, not a shape error deep in onnxruntime."""
+    with pytest.raises(ModelError, match=f"appearance.onnx: expected {N_FEATURES} features"):
+        MeasureModel(config.MODELS_DIR / "appearance.onnx")
 
 
 @needs_shared
 @needs_model
 def test_measured_colours_and_shapes_beat_the_cnn_on_real_held_out_faces(official_db):
-    """Real faces cut from the official photos of products never trained on, photo-like, cropped as served."""
+    """Real faces cut from the official photos of products never trained on, photo-like, cropped and segmented
+    as served."""
     import duckdb
 
     from pillcheck.training.appearance import _label, photo_like
@@ -123,7 +119,7 @@ def test_measured_colours_and_shapes_beat_the_cnn_on_real_held_out_faces(officia
                 imgs.append(photo_like(cut.rgba, rng, _reader_crop))
                 labels.append(label)
     assert len(imgs) >= 200
-    measured = MeasureModel(MODEL)([features(im, pill_hull(im)) for im in imgs])
+    measured = MeasureModel(MODEL)([features(im, pill_outline(im)) for im in imgs])
     apps = AppearanceModel(config.MODELS_DIR / "appearance.onnx")([crop(im, _box_in(im)) for im in imgs])
     served = [merge(a, c, s) for a, (c, s) in zip(apps, measured)]
 
@@ -135,7 +131,7 @@ def test_measured_colours_and_shapes_beat_the_cnn_on_real_held_out_faces(officia
 
     cnn_colour, our_colour = colour_hits([a.colour for a in apps]), colour_hits([c for c, _ in measured])
     assert our_colour >= cnn_colour + 0.05 * len(imgs), (our_colour, cnn_colour, len(imgs))
-    # shipped models, 258 faces: colour 192 vs 155, shape 225 vs 207
+    # shipped models, 258 faces: colour 191 vs 155, shape 223 vs 207
     our_shape, cnn_shape = shape_hits([a.shape for a in served]), shape_hits([a.shape for a in apps])
     assert our_shape >= cnn_shape + 0.02 * len(imgs), (our_shape, cnn_shape, len(imgs))
 

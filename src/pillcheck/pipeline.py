@@ -21,7 +21,7 @@ from pillcheck.inference import measure, models
 from pillcheck.inference.appearance import Appearance, crop
 from pillcheck.inference.detector import Detections
 from pillcheck.inference.imprint import ImprintRead
-from pillcheck.inference.segment import pill_hull
+from pillcheck.inference.segment import pill_outline
 from pillcheck.safety.dur import CheckResult, Profile, check
 
 
@@ -143,7 +143,7 @@ class Pipeline:
         if model is None or any(app is None for app in apps):
             return apps
         if hulls is None:
-            hulls = [pill_hull(p) for p in pixels]
+            hulls = [pill_outline(p) for p in pixels]
         measured = model([measure.features(p, h) for p, h in zip(pixels, hulls)])
         return [measure.merge(app, colour, shape) for app, (colour, shape) in zip(apps, measured)]
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from pillcheck.catalog.normalize import normalize_imprint
 from pillcheck.images import scaled
-from pillcheck.inference.segment import pill_hull
+from pillcheck.inference.segment import OUTLINE_PX, pill_outline
 from pillcheck.inference.session import ModelError, create_session
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # column k+1 of a log-prob matrix; column 0 is the CTC blank
@@ -212,20 +212,19 @@ def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bo
     h, w = rgb.shape[:2]
     fallback = (np.array([w / 2, h / 2]), np.array([1.0, 0.0]) if w >= h else np.array([0.0, 1.0]),
                 float(max(w, h)), float(min(w, h)), max(w, h) < ROUND_ASPECT * min(w, h), None)
-    k = min(1.0, 128 / max(h, w))
-    small = scaled(rgb, k)
-    hull = pill_hull(small)
-    if hull is None:
+    outline = pill_outline(rgb)
+    if outline is None:
         return fallback
+    k = min(1.0, OUTLINE_PX / max(h, w))
+    hull = (outline + 0.5) * k - 0.5  # at the size it was found
     box = cv2.boxPoints(cv2.minAreaRect(hull))
     e1, e2 = box[1] - box[0], box[2] - box[1]
     long_v, short_v = (e1, e2) if np.linalg.norm(e1) >= np.linalg.norm(e2) else (e2, e1)
     long_px, short_px = float(np.linalg.norm(long_v)), float(np.linalg.norm(short_v))
     centre, axis = box.mean(0), long_v / (long_px + 1e-9)
-    outline = (hull + 0.5) / k - 0.5
     if long_px >= ROUND_ASPECT * short_px:
         return centre / k, axis, long_px / k, short_px / k, False, outline
-    strokes = _text_axis(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), centre, short_px / 2)
+    strokes = _text_axis(cv2.cvtColor(scaled(rgb, k), cv2.COLOR_RGB2GRAY), centre, short_px / 2)
     if strokes is None:
         return centre / k, axis, long_px / k, short_px / k, True, outline
     return centre / k, strokes[0], long_px / k, short_px / k, strokes[1] < TWO_LINE_RATIO, outline

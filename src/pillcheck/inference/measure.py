@@ -91,7 +91,7 @@ def shape_features(hull: np.ndarray | None) -> np.ndarray:
 
 def features(rgb: np.ndarray, hull: np.ndarray | None) -> np.ndarray:
     """Everything the model reads (N_FEATURES, float32): ``hull`` is the pill's outline in pixels of ``rgb``
-    (``segment.pill_hull``; None: not found, then the crop's centre stands for the pill). Colours are measured
+    (``segment.pill_outline``; None: not found, then the crop's centre stands for the pill). Colours are measured
     at MEASURE_SIDE px at most (a 320-px crop took 9.6 ms at full size, 3.0 ms capped; statistics need no more)."""
     k = min(1.0, MEASURE_SIDE / max(rgb.shape[:2]))
     small = scaled(rgb, k) if k < 1 else rgb

@@ -11,6 +11,7 @@ from pillcheck.images import scaled
 # GrabCut: size (px), iterations, and the share of each side that starts as probable background (the crop has
 # 8% margin around the box; at 6% a pill on two-coloured cloth kept part of the cloth at 64 px)
 SEG_PX, SEG_ITERS, SEG_MARGIN = 64, 3, 0.1
+OUTLINE_PX = 128  # the size a pill crop is segmented at by ``pill_outline``
 
 
 def pill_hull(rgb: np.ndarray) -> np.ndarray | None:
@@ -18,6 +19,14 @@ def pill_hull(rgb: np.ndarray) -> np.ndarray | None:
     (a pill that reaches the crop's edge); None when neither finds it."""
     hull = _grabcut_hull(rgb)
     return _threshold_hull(rgb) if hull is None else hull
+
+
+def pill_outline(rgb: np.ndarray) -> np.ndarray | None:
+    """``pill_hull`` of the crop shrunk to OUTLINE_PX px at most, in pixels of ``rgb``: the one segmentation of a
+    pill that the imprint reader turns its text along and the measure model reads (in training and serving)."""
+    k = min(1.0, OUTLINE_PX / max(rgb.shape[:2]))
+    hull = pill_hull(scaled(rgb, k))
+    return None if hull is None else (hull + 0.5) / k - 0.5
 
 
 def _grabcut_hull(rgb: np.ndarray) -> np.ndarray | None:

@@ -2,9 +2,10 @@
 colours and shape.
 
 The samples are the appearance model's (``appearance.build_samples``: real faces of the training products and
-drawn pills, photo-like, split by product), cropped and segmented as served (the reader's crop,
-``segment.pill_hull``) and described by ``measure.features``. A two-layer MLP with two heads; the feature
-normalisation is folded into its first layer, so the ONNX takes the raw features.
+drawn pills, photo-like, split by product), cropped as served (the reader's crop), segmented by
+``segment.pill_hull`` at the crop's own size (serving segments at 128 px, ``pill_outline``: training that way
+measured slightly lower, models/MODEL_CARD.md) and described by ``measure.features``. A two-layer MLP with two
+heads; the feature normalisation is folded into its first layer, so the ONNX takes the raw features.
 """
 
 from __future__ import annotations
