@@ -1,0 +1,67 @@
+"""Cut-outs of the official photos are the training and evaluation material of every model: a face must be cut
+whole, whatever its colour (white pills on the light grid are the hard case)."""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import duckdb
+import numpy as np
+import pytest
+
+from pillcheck.training.cutouts import PX_PER_MM_PER_WIDTH, extract
+from tests.conftest import SHARED, needs_shared
+
+PHOTOS = SHARED / "photos" / "catalog_reference" / "set_a"
+
+
+def _sides(rgba: np.ndarray) -> tuple[float, float]:
+    (_, _), (w, h), _ = cv2.minAreaRect(cv2.findNonZero(rgba[..., 3]))
+    return max(w, h), min(w, h)
+
+
+def _white_ruler_photos(n: int) -> list[dict]:
+    if not (PHOTOS / "labels.csv").is_file():
+        pytest.skip(f"reference photos not found at {PHOTOS}")
+    with open(PHOTOS / "labels.csv", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["photo_style"] == "ruler_grid" and r["color_front"] == "하양"]
+    return sorted(rows, key=lambda r: r["item_seq"])[:n]
+
+
+@needs_shared
+def test_white_pills_are_cut_whole(official_db):
+    """60 white products: both faces of a pill have one size, and the long side at the ruler's scale is the
+    catalog's (0.90-1.15). When the pale half of a face was lost: 53 of 57 pairs and 106 of 115 faces; now 56
+    and 111."""
+    rows = _white_ruler_photos(60)
+    with duckdb.connect(str(official_db), read_only=True) as con:
+        length = dict(con.execute("SELECT item_seq, max(leng_long) FROM appearance GROUP BY 1").fetchall())
+    pairs = agree = measured = right_length = 0
+    for r in rows:
+        cuts = extract(PHOTOS / r["file"])
+        sides = [_sides(c.rgba) for c in cuts]
+        if len(sides) == 2:
+            pairs += 1
+            agree += all(abs(a - b) < 0.05 * max(a, b) for a, b in zip(*sides))
+        if length.get(r["item_seq"]):
+            px_per_mm = int(r["width"]) * PX_PER_MM_PER_WIDTH
+            for long_px, _ in sides:
+                measured += 1
+                right_length += 0.90 <= long_px / px_per_mm / float(length[r["item_seq"]]) <= 1.15
+    assert pairs >= 55 and measured >= 100
+    assert agree >= 0.95 * pairs
+    assert right_length >= 0.95 * measured
+
+
+@needs_shared
+def test_a_pale_face_is_not_cut_in_half():
+    """201103469 ('BIP', a white round tablet): the old threshold lost the duller side of both faces (150 x
+    158 and 148 x 164 px); whole, each face is as wide as it is tall (159 x 163, 159 x 164)."""
+    if not (PHOTOS / "images" / "201103469.jpg").is_file():
+        pytest.skip("reference photo 201103469 not found")
+    cuts = extract(PHOTOS / "images" / "201103469.jpg")
+    assert [c.side for c in cuts] == ["front", "back"]
+    for c in cuts:
+        ys, xs = np.nonzero(c.rgba[..., 3])
+        assert abs(np.ptp(xs) - np.ptp(ys)) <= 0.04 * np.ptp(ys)
