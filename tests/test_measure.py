@@ -131,7 +131,7 @@ def test_measured_colours_and_shapes_beat_the_cnn_on_real_held_out_faces(officia
 
     cnn_colour, our_colour = colour_hits([a.colour for a in apps]), colour_hits([c for c, _ in measured])
     assert our_colour >= cnn_colour + 0.05 * len(imgs), (our_colour, cnn_colour, len(imgs))
-    # shipped models, 258 faces: colour 191 vs 155, shape 223 vs 207
+    # shipped models, 258 faces (whole cut-outs, 2026-12-02): colour 189 vs 162, shape 230 vs 215
     our_shape, cnn_shape = shape_hits([a.shape for a in served]), shape_hits([a.shape for a in apps])
     assert our_shape >= cnn_shape + 0.02 * len(imgs), (our_shape, cnn_shape, len(imgs))
 
