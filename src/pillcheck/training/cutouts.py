@@ -43,11 +43,9 @@ class Cutout:
 # from the light grid by ~11 (neutral vs bluish grey), the Otsu threshold on the global distance was ~22.
 GROW_DISTANCE = 8.0
 MIN_FILL = 0.85  # share of its convex hull a grown face must fill
-_EDGE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-
-
-def _lab(bgr: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(cv2.GaussianBlur(bgr, (5, 5), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
+# Grid lines and ruler ticks are thin: an opening removes them, a closing fills imprints and bevels; the blur
+# before thresholding spreads each edge by ~2 px onto the background, which an erosion takes back.
+_OPEN, _CLOSE, _EDGE = (cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) for k in (7, 15, 5))
 
 
 def _cut_rulers(mask: np.ndarray) -> np.ndarray:
@@ -64,10 +62,7 @@ def _seeds(lab: np.ndarray) -> np.ndarray:
     dist = np.linalg.norm(lab - np.median(lab.reshape(-1, 3), axis=0), axis=2)
     dist = cv2.normalize(dist, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     _, mask = cv2.threshold(dist, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    # Grid lines and ruler ticks are thin: an opening removes them, a closing fills imprints and bevels.
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15)))
-    return _cut_rulers(mask)
+    return _cut_rulers(cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN), cv2.MORPH_CLOSE, _CLOSE))
 
 
 def _grown(lab: np.ndarray) -> np.ndarray:
@@ -79,8 +74,7 @@ def _grown(lab: np.ndarray) -> np.ndarray:
                     (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     mask = (np.linalg.norm(lab - bg, axis=2) > GROW_DISTANCE).astype(np.uint8) * 255
     mask[mask.mean(axis=1) > 0.85 * 255] = 0
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
-    return _cut_rulers(mask)
+    return _cut_rulers(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN))
 
 
 def _faces(bgr: np.ndarray, min_area_frac: float) -> list[np.ndarray]:
@@ -88,7 +82,8 @@ def _faces(bgr: np.ndarray, min_area_frac: float) -> list[np.ndarray]:
     connected to it that stand out from the local background; where two grown faces touch (large capsules
     side by side), a watershed between their seeds splits them."""
     h, w = bgr.shape[:2]
-    lab = _lab(bgr)
+    blurred = cv2.GaussianBlur(bgr, (5, 5), 0)
+    lab = cv2.cvtColor(blurred, cv2.COLOR_BGR2LAB).astype(np.float32)
     seed = _seeds(lab)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(seed)
     comps = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area_frac * h * w
@@ -104,17 +99,15 @@ def _faces(bgr: np.ndarray, min_area_frac: float) -> list[np.ndarray]:
         markers = np.zeros((h, w), np.int32)
         for k, i in enumerate(comps):
             markers[labels == i] = k + 1
-        cv2.watershed(cv2.GaussianBlur(bgr, (5, 5), 0), markers)
+        cv2.watershed(blurred, markers)
         faces = [f & (markers == k + 1) for k, f in enumerate(faces)]
-    close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
     out = []
     for i, face in zip(comps, faces):
-        # the blur before thresholding spreads each edge by ~2 px onto the background: take them back
-        face = cv2.erode(cv2.morphologyEx(face.astype(np.uint8) * 255, cv2.MORPH_CLOSE, close), _EDGE)
+        face = cv2.erode(cv2.morphologyEx(face.astype(np.uint8) * 255, cv2.MORPH_CLOSE, _CLOSE), _EDGE)
         # a pill fills its hull; grown pixels that do not (two capsules or the text band joined by a bridge of
         # shadow) are not one pill: the seed alone is then the better guess
         if np.count_nonzero(face) < MIN_FILL * np.count_nonzero(_hull(face)):
-            face = cv2.morphologyEx(np.where(labels == i, 255, 0).astype(np.uint8), cv2.MORPH_CLOSE, close)
+            face = cv2.morphologyEx(np.where(labels == i, 255, 0).astype(np.uint8), cv2.MORPH_CLOSE, _CLOSE)
         out.append(face)
     return out
 
@@ -133,7 +126,8 @@ def extract(path: Path, min_area_frac: float = 0.004) -> list[Cutout]:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         return []
-    h, w = bgr.shape[:2]
+    w = bgr.shape[1]
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     out = []
     for face in _faces(bgr, min_area_frac):
         alpha = _hull(face)
@@ -141,7 +135,7 @@ def extract(path: Path, min_area_frac: float = 0.004) -> list[Cutout]:
         if len(xs) < 50:
             continue
         sl = np.s_[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
-        rgba = np.dstack([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), alpha])[sl]
+        rgba = np.dstack([rgb, alpha])[sl]
         side = "front" if (xs.min() + xs.max()) / 2 < w / 2 else "back"
         out.append(Cutout(np.ascontiguousarray(rgba), w * PX_PER_MM_PER_WIDTH, side))
     return out
