@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from pillcheck.safety.dur import Profile, check
+from pillcheck.safety.dur import Profile, check, possible_warnings
 
 from .conftest import needs_shared
 
@@ -137,3 +137,23 @@ def test_unknown_and_unchecked_items_are_reported(official):
 def test_profile_validation():
     with pytest.raises(ValueError, match="age"):
         Profile(age=-3)
+
+
+def test_possible_warnings_of_pills_not_identified(official):
+    """An unidentified pill's likely products are checked as what they would mean: itraconazole taken, pill #2
+    maybe simvastatin -> a possible 병용금기 under that condition; never below POSSIBLE_P, never between two
+    products of one pill, never repeating a found warning, and only critical or warning-level hits."""
+    itra, simva = "200000913", "200400682"
+    other = _products(official, "D000147")[0]  # an acetaminophen product: nothing with itraconazole
+    (e,) = possible_warnings(official.dur, [itra], {2: [(simva, 0.6), (other, 0.3)]})
+    assert e["warning"]["kind"] == "CONTRAINDICATED" and e["if"] == {"2": simva} and e["p"] == 0.6
+    assert set(e["warning"]["items"]) == {itra, simva}
+    assert possible_warnings(official.dur, [itra], {2: [(simva, 0.04)]}) == []
+    assert possible_warnings(official.dur, [], {2: [(simva, 0.5), (itra, 0.4)]}) == []  # one pill, one product
+    (e,) = possible_warnings(official.dur, [], {2: [(simva, 0.5)], 3: [(other, 0.5), (itra, 0.4)]})
+    assert e["if"] == {"2": simva, "3": itra} and e["p"] == pytest.approx(0.2)
+    assert possible_warnings(official.dur, [itra, simva], {3: [(simva, 0.9)]}) == []  # found, not possible
+    acarbose, clonazepam = _products(official, "D000149")[0], _products(official, "D000375")[0]
+    (e,) = possible_warnings(official.dur, [], {1: [(acarbose, 0.3), (clonazepam, 0.3)]}, Profile(age=10))
+    assert e["warning"]["kind"] == "AGE" and e["if"] == {"1": acarbose}
+    assert possible_warnings(official.dur, [], {1: [(clonazepam, 0.9)]}, Profile(age=70)) == []  # caution only

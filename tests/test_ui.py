@@ -113,7 +113,10 @@ BANNER, STATUS, WARNINGS, RESULT, CARDS, FIX, PICK, CHOICE, MEDS = range(9)
 def test_photo_then_correction_rechecks_at_once(two_pills, tmp_path):
     session, *view = two_pills.on_photo(upload(tmp_path, jpeg()), None, "ko", 0.35, 0.5)
     assert "데모 데이터" in view[BANNER] and "2개" in view[STATUS]
-    assert "알약 #2" in view[WARNINGS] and "병용금기" not in view[WARNINGS]  # #2 unsure: not checked, and said so
+    assert "알약 #2" in view[WARNINGS] and "role='alert'" not in view[WARNINGS]  # #2 unsure: not checked, said so
+    # ... and what it would mean if it is its second choice (0.4), as a condition, not a finding
+    possible = view[WARNINGS][view[WARNINGS].index("pc-possible-list"):]
+    assert "알약 #2이(가) [데모]데모스타틴정20밀리그램(데모스타틴)이라면 (보통)" in possible and "병용금기" in possible
     assert view[RESULT]["visible"] and view[RESULT]["value"].shape == (240, 320, 3)
     assert view[CARDS].count("pc-card ") == 2 and "확실하지 않음" in view[CARDS]
     assert view[PICK]["value"] == 2  # the first pill that needs the person
@@ -163,7 +166,7 @@ def test_my_medications_and_profile_join_every_check(two_pills, tmp_path):
     device, *view = two_pills.on_profile(200, False, device, session, "ko")
     assert "0~130" in view[STATUS]
     device, *view = two_pills.on_meds_edit([], device, session, "ko")
-    assert device["meds"] == [] and "위험" not in view[WARNINGS]
+    assert device["meds"] == [] and "role='alert'" not in view[WARNINGS]  # left: #2's possible one only
 
 
 @pytest.mark.parametrize("data, words", [
@@ -185,11 +188,15 @@ def test_missing_detector_is_a_friendly_line(demo_db, tmp_path):
 
 def test_report_and_corrections_files(two_pills, tmp_path):
     session, *_ = two_pills.on_photo(upload(tmp_path, jpeg((640, 480))), {"meds": ["999900008"]}, "ko", 0.35, 0.5)
+    csv_path, _ = map(Path, two_pills.on_report(session, {"meds": ["999900008"]}, "ko"))
+    (row, _) = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
+    assert row["warnings"] == "" and row["possible_warnings"].startswith("if #2 is 999900002 (0.40): critical 병용금기")
     session, *_ = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "ko")
     csv_path, json_path = map(Path, two_pills.on_report(session, {"meds": ["999900008"]}, "ko"))
     rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
     assert [r["pill"] for r in rows] == ["1", "2"] and rows[1]["status"] == "confirmed"
     assert "critical 병용금기" in rows[0]["warnings"] and rows[0]["data"] == "demo"
+    assert rows[0]["possible_warnings"] == ""  # #2 chosen: the warning is found, no longer possible
     payload = json.loads(json_path.read_text(encoding="utf-8"))
     assert payload["notice"].startswith("Demo data") and payload["reports"][0]["unchecked"] == ["999900008"]
     (zip_path,), _ = two_pills.on_corrections(session, "ko")
@@ -248,6 +255,14 @@ def test_render_pieces():
     assert "Nothing to check yet" in render.warnings_html(None, {}, [], "en")
     assert "No pill is identified yet" in render.warnings_html(None, {}, [1], "en")  # a photo, nothing named
     assert set(STRINGS["ko"]) == set(STRINGS["en"])
+    possible = [{"warning": {**check_["warnings"][1], "items": ["a", "c"], "item_names": ["A", "C"]},
+                 "if": {"2": "c"}, "p": 0.45}]
+    panel = render.warnings_html(check_, {"a": "#1 A"}, [2], "en", possible, {"c": {"name": "<i>Cee</i>"}})
+    found, maybe = panel.index("pc-critical'"), panel.index("pc-possible'")
+    assert found < maybe < panel.index("Pill #2: not identified")  # found first, then what #2 could mean
+    assert "If pill #2 is &lt;i&gt;Cee&lt;/i&gt; (medium)" in panel and "#1 A + #2 &lt;i&gt;Cee&lt;/i&gt;?" in panel
+    assert panel.count("role='alert'") == 2  # the found warnings only
+    assert "pc-possible" not in render.warnings_html(check_, {"a": "#1 A"}, [2], "en", [], {})
 
 
 def test_serve_command_arguments():

@@ -2,7 +2,8 @@
 
 The Gradio UI, the CLI and the HTTP API all call ``Pipeline.analyze`` (or the module-level ``analyze``).
 Only pills identified as *sure* (or confirmed by the person) join the DUR check with the saved medications;
-the others are listed as not checked, so a missing warning is never mistaken for safety.
+the others are listed as not checked, so a missing warning is never mistaken for safety, and the serious
+warnings their likely products would raise are listed apart, as possible (``safety.dur.possible_warnings``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pillcheck.inference.appearance import Appearance, crop
 from pillcheck.inference.detector import Detections
 from pillcheck.inference.imprint import ImprintRead
 from pillcheck.inference.segment import pill_outline
-from pillcheck.safety.dur import CheckResult, Profile, check
+from pillcheck.safety.dur import CheckResult, Profile, check, possible_warnings
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Report:
     my_meds: list[str]
     data: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    possible: list[dict] = field(default_factory=list)  # what the pills not identified could mean
 
     @property
     def not_identified(self) -> list[int]:
@@ -69,8 +71,8 @@ class Report:
         return {"width": self.width, "height": self.height, "pills": [p.to_dict() for p in self.pills],
                 "warnings": chk["warnings"], "unchecked": chk["unchecked"], "unknown": chk["unknown"],
                 "not_identified": self.not_identified, "checks_run": chk["checks_run"],
-                "checks_skipped": chk["checks_skipped"], "my_meds": self.my_meds, "data": self.data,
-                "timings_ms": self.timings_ms}
+                "checks_skipped": chk["checks_skipped"], "possible_warnings": self.possible, "my_meds": self.my_meds,
+                "data": self.data, "timings_ms": self.timings_ms}
 
 
 class Pipeline:
@@ -184,6 +186,9 @@ class Pipeline:
         meds = [m for m in dict.fromkeys(str(x).strip() for x in (my_meds or [])) if m]
         items = [p.item_seq for p in pills if p.item_seq] + meds
         result = check(self.catalog.dur, items, profile)
+        pending = {p.index: [(c.item_seq, c.score) for c in p.identification.candidates] for p in pills
+                   if p.item_seq is None}
+        possible = possible_warnings(self.catalog.dur, items, pending, profile)
         t["check"] = time.perf_counter()
         steps = ["decode", "detect", "identify", "check"]
         prev = t["start"]
@@ -191,7 +196,7 @@ class Pipeline:
         for s in steps:
             timings[s] = round((t[s] - prev) * 1000, 1)
             prev = t[s]
-        return Report(*photo.size, pills, result, meds, self.catalog.data, timings)
+        return Report(*photo.size, pills, result, meds, self.catalog.data, timings, possible)
 
 
 def _decoded(photo: bytes | str | Path | np.ndarray | images.Decoded) -> images.Decoded:

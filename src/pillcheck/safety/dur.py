@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 import duckdb
+import numpy as np
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "caution": 2, "info": 3}
 
@@ -302,6 +303,53 @@ def check(idx: DurIndex, item_seqs: list[str], profile: Profile | None = None) -
         unknown=[s for s in items if s not in idx.items],
         checks_run=run, checks_skipped=skipped, data=idx.data,
     )
+
+
+# A product a pill may be (an unsure pill's candidate at least this likely, at most POSSIBLE_TOP of them) is
+# checked as what it would mean: the serious warnings it would raise are shown as possible, never as found.
+POSSIBLE_P, POSSIBLE_TOP = 0.05, 3
+POSSIBLE_SEVERITIES = ("critical", "warning")
+
+
+def possible_warnings(idx: DurIndex, items: list[str], pending: dict[int, list[tuple[str, float]]],
+                      profile: Profile | None = None) -> list[dict]:
+    """What the pills that are not identified could mean: for each pill (its number -> its candidates as
+    (ITEM_SEQ, probability), best first), the critical and warning-level hits its likely products would raise with
+    ``items`` (the checked products), alone (age, pregnancy), or with another such pill's likely products.
+
+    One check over the checked items plus every likely product; a hit counts when it involves a likely product,
+    never two products of the same pill (a pill is one product), and was not already found among ``items``.
+    Each entry: the warning, ``if`` (pill number -> the product it would be) and ``p`` (how likely that is, the
+    product of the candidates' probabilities). Most severe and likeliest first.
+    """
+    likely = {n: [(s, p) for s, p in cands[:POSSIBLE_TOP] if p >= POSSIBLE_P] for n, cands in pending.items()}
+    owners: dict[str, dict[int, float]] = defaultdict(dict)  # product -> pill number -> probability
+    for n, cands in likely.items():
+        for seq, p in cands:
+            owners[seq][n] = p
+    if not owners:
+        return []
+    checked = set(items)
+    found = {_key(w) for w in check(idx, items, profile).warnings} if items else set()
+    out: dict[tuple, dict] = {}
+    for w in check(idx, [*items, *owners], profile).warnings:
+        if w.severity not in POSSIBLE_SEVERITIES or _key(w) in found:
+            continue
+        ways: list[dict[int, str]] = [{}]  # each way the hit's products can be the pills' (one product per pill)
+        for seq in w.items:
+            if seq in owners and seq not in checked:  # a checked product is there whatever the pill is
+                ways = [{**way, n: seq} for way in ways for n in owners[seq] if n not in way]
+        for way in filter(None, ways):
+            prob = float(np.prod([owners[seq][n] for n, seq in way.items()]))
+            key = (_key(w), tuple(sorted(way.items())))
+            if key not in out:
+                out[key] = {"warning": asdict(w), "if": {str(n): seq for n, seq in sorted(way.items())},
+                            "p": round(prob, 4)}
+    return sorted(out.values(), key=lambda e: (SEVERITY_ORDER[e["warning"]["severity"]], -e["p"]))
+
+
+def _key(w: Warning) -> tuple:
+    return w.kind, frozenset(w.items), frozenset(w.ingredients), w.reason, w.detail
 
 
 def data_kind(con: duckdb.DuckDBPyConnection) -> str:

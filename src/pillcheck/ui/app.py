@@ -32,7 +32,7 @@ from pillcheck import config, images
 from pillcheck.catalog.db import CatalogError, CatalogMissing
 from pillcheck.inference.session import ModelError
 from pillcheck.pipeline import Pipeline
-from pillcheck.safety.dur import Profile, check
+from pillcheck.safety.dur import Profile, check, possible_warnings
 from pillcheck.ui import batch, export, render
 from pillcheck.ui.i18n import DEFAULT, LANGS, t
 from pillcheck.ui.style import CSS
@@ -180,6 +180,7 @@ class Evaluation:
     labels: dict[str, str]
     data: str
     problem: str = ""
+    possible: list[dict] = field(default_factory=list)  # what the pills not identified could mean
 
     @property
     def not_identified(self) -> list[int]:
@@ -190,7 +191,8 @@ class Evaluation:
         chk = self.check or {"warnings": [], "unchecked": [], "unknown": [], "checks_run": [], "checks_skipped": []}
         return {"pills": self.pills, "warnings": chk["warnings"], "unchecked": chk["unchecked"], "unknown": chk["unknown"],
                 "not_identified": self.not_identified, "checks_run": chk["checks_run"],
-                "checks_skipped": chk["checks_skipped"], "my_meds": self.meds, "data": self.data}
+                "checks_skipped": chk["checks_skipped"], "possible_warnings": self.possible, "my_meds": self.meds,
+                "data": self.data}
 
 
 @dataclass
@@ -251,11 +253,14 @@ class PillcheckApp:
         cat = self.pipe.catalog
         items = list(dict.fromkeys([p["item_seq"] for p in pills if p["item_seq"]] + meds))
         result = check(cat.dur, items, profile).to_dict() if items else None
+        pending = {p["index"]: [(c["item_seq"], c["score"]) for c in p["candidates"]] for p in pills
+                   if not p["item_seq"]}
+        possible = possible_warnings(cat.dur, items, pending, profile)
         info = self.info(items + [c["item_seq"] for p in pills for c in p["candidates"][:5]])
         name = lambda s: info.get(s, {}).get("name", s)  # noqa: E731
         labels = {s: f"{t(lang, 'my_med')}: {name(s)}" for s in meds}
         labels.update({p["item_seq"]: f"#{p['index']} {name(p['item_seq'])}" for p in pills if p["item_seq"]})
-        return Evaluation(pills, meds, result, info, labels, cat.data, problem)
+        return Evaluation(pills, meds, result, info, labels, cat.data, problem, possible)
 
     def choice_update(self, pills: list[dict], index: int | None, lang: str) -> dict:
         """The products a pill may be (its top candidates, and the person's choice), to tap."""
@@ -282,7 +287,7 @@ class PillcheckApp:
         return [
             render.banner_html(ev.data, lang),
             render.status_html(message, kind),
-            render.warnings_html(ev.check, ev.labels, ev.not_identified, lang),
+            render.warnings_html(ev.check, ev.labels, ev.not_identified, lang, ev.possible, ev.info),
             gr.update(value=image, visible=session is not None),
             render.cards_html(ev.pills, ev.info, lang),
             gr.update(visible=bool(ev.pills)),

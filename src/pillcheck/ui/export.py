@@ -22,7 +22,7 @@ from PIL import Image
 from pillcheck.ui.i18n import t
 
 CSV_FIELDS = ["image", "pill", "x1", "y1", "x2", "y2", "detector_confidence", "status", "item_seq", "name", "company",
-              "top_candidates", "warnings", "not_checked", "data", "error"]
+              "top_candidates", "warnings", "possible_warnings", "not_checked", "data", "error"]
 LABEL_FIELDS = ["image", "x1", "y1", "x2", "y2", "item_seq", "subset"]  # the evaluation set's labels.csv
 CROP_MARGIN = 0.15
 
@@ -58,9 +58,12 @@ def report_rows(image: str, report: dict | None, error: str | None = None) -> li
     if report is None:
         return [{"image": image, "error": error or ""}]
     warnings = " | ".join(_warning_text(w) for w in report["warnings"])
+    possible = " | ".join(f"if {' and '.join(f'#{n} is {s}' for n, s in e['if'].items())} ({e['p']:.2f}): "
+                          f"{_warning_text(e['warning'])}" for e in report.get("possible_warnings", []))
     gaps = " ".join(f"#{i}" for i in report["not_identified"]) + "".join(
         f" {s}" for s in report["unchecked"] + report["unknown"])
-    common = {"image": image, "warnings": warnings, "not_checked": gaps.strip(), "data": report["data"]}
+    common = {"image": image, "warnings": warnings, "possible_warnings": possible, "not_checked": gaps.strip(),
+              "data": report["data"]}
     rows = []
     for p in report["pills"]:
         cands = p["candidates"]

@@ -134,21 +134,48 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
     return f"<div class='pc-cards'>{''.join(cards)}</div>"
 
 
-def warnings_html(check: dict | None, labels: dict[str, str], not_identified: list[int], lang: str) -> str:
-    """The panel people read first: most severe first, colour + icon + plain words, the products by number and
-    name, the official reason; then what could not be checked, because no warning is not a guarantee."""
-    parts = []
-    warnings = sorted((check or {}).get("warnings", []), key=lambda w: SEVERITY_ORDER.get(w["severity"], 9))
-    for w in warnings:
-        sev = w["severity"]
-        who = " + ".join(escape(labels.get(s, n)) for s, n in zip(w["items"], w.get("item_names") or w["items"]))
-        when = f" ({escape(t(lang, 'notice'))} {escape(_date(w['notice_date']))})" if w.get("notice_date") else ""
-        parts.append(
-            f"<div class='pc-warn pc-{sev}' role='alert'><span class='pc-icon' aria-hidden='true'>"
-            f"{SEVERITY_ICON.get(sev, '')}</span><div><div class='pc-warn-head'>{escape(t(lang, 'sev_' + sev))} · "
+def _warning_html(w: dict, who: str, lang: str, possible: str = "") -> str:
+    """One warning: icon, severity, type, the products (``who``, HTML), the official reason; a possible one says
+    under what condition (``possible``, HTML) and is not an alert."""
+    sev = w["severity"]
+    when = f" ({escape(t(lang, 'notice'))} {escape(_date(w['notice_date']))})" if w.get("notice_date") else ""
+    role = "" if possible else " role='alert'"
+    return (f"<div class='pc-warn pc-{sev}{' pc-possible' if possible else ''}'{role}><span class='pc-icon' "
+            f"aria-hidden='true'>{'❓' if possible else SEVERITY_ICON.get(sev, '')}</span><div>{possible}"
+            f"<div class='pc-warn-head'>{escape(t(lang, 'sev_' + sev))} · "
             f"{escape(w['type_name'])} — {escape(t(lang, 'kind_' + w['kind']))}</div>"
             f"<div class='pc-warn-who'>{who}</div>"
             f"<div class='pc-warn-why'>{escape(t(lang, 'reason'))}: {escape(w['reason'] or '')}{when}</div></div></div>")
+
+
+def possible_html(possible: list[dict], labels: dict[str, str], info: dict[str, dict], lang: str) -> str:
+    """The serious warnings the pills not identified would raise if they are what they most likely are: said as
+    a condition ('if pill #2 is X'), so a person confirms the pill instead of taking it as found."""
+    if not possible:
+        return ""
+    parts = []
+    name = lambda s: (info.get(s) or {}).get("name") or s  # noqa: E731
+    for e in possible:
+        w, cond = e["warning"], e["if"]
+        who = " + ".join(escape(labels.get(s) or next((f"#{n} {name(s)}?" for n, x in cond.items() if x == s),
+                                                        name(s))) for s in w["items"])
+        ifs = ", ".join(t(lang, "possible_if", num=n, name=name(s)) for n, s in cond.items())
+        head = f"<div class='pc-possible-if'>{escape(ifs)} ({escape(confidence_word(e['p'], lang))})</div>"
+        parts.append(_warning_html(w, who, lang, head))
+    return (f"<div class='pc-possible-list'><h3>{escape(t(lang, 'possible_title'))}</h3>{''.join(parts)}"
+            f"<p class='pc-possible-note'>{escape(t(lang, 'possible_note'))}</p></div>")
+
+
+def warnings_html(check: dict | None, labels: dict[str, str], not_identified: list[int], lang: str,
+                  possible: list[dict] | None = None, info: dict[str, dict] | None = None) -> str:
+    """The panel people read first: most severe first, colour + icon + plain words, the products by number and
+    name, the official reason; then what the pills not identified could mean (``possible``, their products'
+    names in ``info``); then what could not be checked, because no warning is not a guarantee."""
+    parts = []
+    warnings = sorted((check or {}).get("warnings", []), key=lambda w: SEVERITY_ORDER.get(w["severity"], 9))
+    for w in warnings:
+        who = " + ".join(escape(labels.get(s, n)) for s, n in zip(w["items"], w.get("item_names") or w["items"]))
+        parts.append(_warning_html(w, who, lang))
     checked_any = bool(check and labels)  # labels name every product that went into the check
     if not warnings:
         key, icon, cls = (("no_warnings", "✅", "pc-ok") if checked_any else
@@ -156,6 +183,7 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
                           ("nothing_checked", "📷", "pc-ok"))
         parts.append(f"<div class='pc-warn {cls}'><span class='pc-icon' aria-hidden='true'>{icon}</span>"
                      f"<div>{escape(t(lang, key))}</div></div>")
+    parts.append(possible_html(possible or [], labels, info or {}, lang))
     gaps = []
     if not_identified:
         gaps.append(t(lang, "not_identified", nums=", ".join(f"#{i}" for i in not_identified)))

@@ -36,6 +36,10 @@ CSS = """
 .pc-warning { background: #ffedd5; color: #7c2d12; border-color: #c2410c; }
 .pc-caution { background: #fef9c3; color: #713f12; border-color: #a16207; }
 .pc-info, .pc-ok { background: #dcfce7; color: #14532d; border-color: #15803d; }
+.pc-possible { border-style: dashed; }
+.pc-possible-if { font-weight: 700; }
+.pc-possible-list h3 { font-size: var(--text-md); margin: 10px 0 4px; }
+.pc-possible-note { font-size: 0.9em; margin: 2px 0 6px; }
 .pc-unchecked { margin: 6px 0 0; padding-left: 1.2em; font-size: var(--text-sm); }
 .pc-cards { display: grid; gap: 8px; font-size: var(--text-md); }
 .pc-card { border: 2px solid; border-radius: 12px; padding: 8px 12px; background: var(--block-background-fill); }
