@@ -13,7 +13,15 @@ import pytest
 
 from pillcheck import config
 from pillcheck.catalog.normalize import normalize_imprint
-from pillcheck.inference.imprint import ALPHABET, ImprintReader, ctc_score, ctc_scores, two_line_scores, variants
+from pillcheck.inference.imprint import (
+    ALPHABET,
+    ImprintReader,
+    ctc_score,
+    ctc_scores,
+    greedy,
+    two_line_scores,
+    variants,
+)
 from pillcheck.inference.session import ModelError
 
 from .conftest import SHARED, needs_shared
@@ -123,6 +131,22 @@ def test_ctc_score_matches_brute_force():
     assert ctc_score(lp, "0가") == -np.inf  # outside the alphabet
 
 
+def test_hangul_is_spelt_in_a_reader_alphabet_that_has_it():
+    """With two syllables after ALPHABET, their columns score and decode like any letter; without them in the
+    alphabet the same strings are impossible."""
+    alphabet = ALPHABET + "가나"
+    lp = np.full((5, 1 + len(alphabet)), -np.inf)
+    cols = [0, 1, len(ALPHABET) + 1, len(ALPHABET) + 2]  # blank, '0', '가', '나'
+    lp[:, cols] = np.log(np.random.default_rng(4).dirichlet(np.ones(4), size=5))
+    truth = _brute_force(lp[:, cols])  # over blank, '0', '1', '2': read '1' as '가', '2' as '나'
+    for text, plain in [("가나", "12"), ("0가", "01"), ("나나", "22")]:
+        assert ctc_scores(lp, [text], alphabet)[0] == pytest.approx(np.log(truth[plain]), abs=1e-5)
+        assert ctc_scores(lp[:, : 1 + len(ALPHABET)], [text])[0] == -np.inf
+    best = np.full((4, 1 + len(alphabet)), -9.0)
+    best[[0, 1, 2, 3], [len(ALPHABET) + 1, 0, len(ALPHABET) + 2, 11]] = -0.01
+    assert greedy(best, alphabet)[0] == "가나A"
+
+
 def test_two_line_score_is_the_best_split():
     upper, lower = _tiny(1), _tiny(2)
     for text in ["012", "1", "2102"]:
@@ -175,3 +199,38 @@ def test_several_recognizers_average_their_likelihoods(reader):
     texts = ["AB12", *distractors(20)]
     assert len(two.logprobs) == 2 and two.texts == one.texts
     np.testing.assert_allclose(twice.score_many(two, texts), reader.score_many(one, texts), rtol=1e-5)
+
+
+def _with_syllables(path, out, extra: str) -> None:
+    """The recognizer with rows for ``extra`` appended after its characters (copies of the '0', '1'... rows)."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(path))
+    meta = next(p for p in model.metadata_props if p.key == "character")
+    chars = meta.value.splitlines()
+    weights = {t.name: t for t in model.graph.initializer}
+    w = onnx.numpy_helper.to_array(weights["linear_8.w_0"])
+    b = onnx.numpy_helper.to_array(weights["linear_8.b_0"])
+    cols = [*range(len(chars) + 1), *range(1, 1 + len(extra)), len(chars) + 1]  # blank, chars, extra, space
+    weights["linear_8.w_0"].CopyFrom(onnx.numpy_helper.from_array(w[:, cols], "linear_8.w_0"))
+    weights["linear_8.b_0"].CopyFrom(onnx.numpy_helper.from_array(b[cols], "linear_8.b_0"))
+    model.graph.output[0].type.tensor_type.shape.dim[-1].dim_value = len(cols)
+    meta.value = "\n".join([*chars, *extra])
+    onnx.save(model, str(out))
+
+
+@needs_model
+def test_a_recognizer_with_hangul_reads_and_scores_it(tmp_path):
+    """A model whose character list has syllables reads over ALPHABET + them (its '가' row is its '0' row here,
+    so a '0' reads as either, and '나' is its '1'); with a Latin-only model beside it, the reader keeps what both
+    can read."""
+    _with_syllables(MODEL, tmp_path / "hangul.onnx", "가나")
+    wide = ImprintReader(tmp_path / "hangul.onnx", threads=1)
+    assert wide.alphabet == ALPHABET + "가나"
+    read = wide.read(pill("0B0"))
+    assert read.alphabet == wide.alphabet and read.logprobs[0][0].shape[-1] == 1 + len(ALPHABET) + 2
+    scores = wide.score_many(read, ["0B0", "가B가", "나B나", "XYZ"])
+    assert np.isfinite(scores[:3]).all() and scores[2] < scores[1] - 2 and scores[3] < scores[1] - 2
+    assert abs(scores[0] - scores[1]) < 1.0  # the same row: equally likely
+    both = ImprintReader([tmp_path / "hangul.onnx", MODEL], threads=1)
+    assert both.alphabet == ALPHABET
+    assert both.score_many(both.read(pill("0B0")), ["가B가"])[0] == -np.inf

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pillcheck.training.imprint import face_label, upright_band
+from pillcheck.inference.imprint import ALPHABET
+from pillcheck.training.imprint import catalog_syllables, face_label, upright_band
+from pillcheck.training.render import FONT_DIR, PillSpec, drawn_text, hangul_fonts, render
 
 
 @pytest.mark.parametrize(("rec", "side", "label"), [
@@ -19,6 +21,47 @@ from pillcheck.training.imprint import face_label, upright_band
 ])
 def test_face_label(rec, side, label):
     assert face_label(rec, side) == label
+
+
+def test_face_label_with_hangul_in_the_alphabet():
+    rec = {"print_front": "MTS 이탄탄큐", "print_back": "마크"}
+    alphabet = ALPHABET + catalog_syllables({"1": rec, "2": {"print_front": "에이프록센", "print_back": "AB"}})
+    assert catalog_syllables({"1": rec}) == "".join(sorted("이탄큐"))  # 마크 is the logo token, not an imprint
+    assert face_label(rec, "front", alphabet) == "MTS이탄탄큐"
+    assert face_label(rec, "back", alphabet) == ""
+    assert face_label({"print_front": "현대", "print_back": None}, "front", alphabet) is None  # 현, 대 unknown
+
+
+@pytest.mark.parametrize(("imprint", "hangul", "text"), [
+    ("MTS 이탄탄큐", False, "MTS"),  # the Hershey font has no Hangul: only the Latin part is drawn
+    ("MTS 이탄탄큐", True, "MTS이탄탄큐"),
+    ("마크분할선C8", True, "C8"),
+    ("ABCDEFGHIJ", True, "ABCDEFGH"),  # Latin imprints are cut at 8 characters either way
+    ("현대약품 마이녹실S 가나", True, "현대약품마이녹실S가나"[:12]),
+])
+def test_drawn_text(imprint, hangul, text):
+    assert drawn_text(imprint, hangul) == text
+
+
+@pytest.mark.skipif(not FONT_DIR.is_dir(), reason="Debian's fonts-nanum is not installed")
+def test_hangul_is_drawn_in_a_korean_font_one_word_per_capsule_half():
+    """A capsule with two words carries one on each half: ink on both halves, not across the seam."""
+    spec = PillSpec("장방형", ["노랑"], 20.0, 7.0, capsule=True, imprint="알리코 폴리아린")
+    fonts = hangul_fonts()
+    inked = []
+    for seed in range(6):
+        sprite = render(spec, 16.0, np.random.default_rng(seed), fonts)
+        ink = np.abs(sprite[..., :3].astype(int) - np.median(sprite[20:-20, 30:-30, :3], (0, 1))).max(-1) > 60
+        cols = ink[sprite.shape[0] // 3: -sprite.shape[0] // 3].any(0)
+        w = sprite.shape[1]
+        inked.append(cols[int(0.1 * w): int(0.45 * w)].sum() > 0.1 * w and cols[int(0.55 * w): int(0.9 * w)].sum()
+                     > 0.1 * w and not cols[int(0.48 * w): int(0.52 * w)].all())
+    assert all(inked)
+
+
+def test_no_font_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="fonts-nanum"):
+        hangul_fonts(tmp_path)
 
 
 def _marked_sprite() -> np.ndarray:

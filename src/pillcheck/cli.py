@@ -292,6 +292,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         for w in r["warnings"]:
             print(f"  {SEVERITY_MARK.get(w['severity'], '')}[{w['severity']}] {w['type_name']}: "
                   f"{' + '.join(w['item_names'])} — {w['reason']}")
+        for e in r["possible_warnings"]:
+            w, cond = e["warning"], e["if"]
+            print(f"  possible, if {' and '.join(f'#{n} is {s}' for n, s in cond.items())} ({e['p']:.0%}): "
+                  f"[{w['severity']}] {w['type_name']}: {' + '.join(w['item_names'])} — {w['reason']}")
         if r["not_identified"]:
             print(f"  not identified (confirm them to include them in the check): "
                   f"{', '.join('#' + str(i) for i in r['not_identified'])}")
@@ -416,7 +420,7 @@ def cmd_train_imprint(args: argparse.Namespace) -> int:
     build_cutouts(Path(args.shared), cut_dir, cat.path)
     metrics = ti.train(cut_dir, appearance_records(cat.cursor()), Path(args.output), epochs=args.epochs,
                        views=args.views, rendered=args.rendered, seed=args.seed, threads=args.threads,
-                       init=args.init, lr=args.lr)
+                       init=args.init, lr=args.lr, hangul=args.hangul)
     _emit(metrics)
     return 0
 
@@ -585,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--threads", type=int, default=1)
     ti.add_argument("--init", type=Path, help="fine-tune this PP-OCR recognizer (ONNX) instead of a CRNN from scratch")
     ti.add_argument("--lr", type=float, help="peak learning rate (default 2e-3 from scratch, 3e-4 fine-tuning)")
+    ti.add_argument("--hangul", type=int, default=0,
+                    help="drawn faces with Hangul imprints; with any, the alphabet has the catalog's Hangul syllables "
+                         "(needs Debian's fonts-nanum)")
     _db_arg(ti)
     ti.set_defaults(func=cmd_train_imprint)
     return p

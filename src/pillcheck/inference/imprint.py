@@ -10,8 +10,9 @@ catalog's ~13k distinct strings more often than the greedy read is exact (69% vs
 
 Model: ``PP-OCRv6_rec_small.onnx`` (PaddleOCR, Apache-2.0) from the ``rapidocr`` 3.10.0 wheel, fine-tuned by us
 on bands of real pill faces (``pillcheck train imprint --init``; see models/MODEL_CARD.md), its output cut to the
-imprint alphabet; the character list is in the ONNX metadata (``character``). It has no Hangul, so only Latin
-letters and digits are read and scored; candidates with other characters score ``-inf``.
+imprint alphabet; the character list is in the ONNX metadata (``character``). The alphabet a reader reads and
+scores is ``ALPHABET`` (Latin letters and digits) plus the Hangul syllables its model knows (the catalog's,
+learnt from real and drawn faces); candidates with other characters score ``-inf``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ ROUND_ASPECT = 1.15  # long/short below this: the text direction comes from the 
 # One line of 3+ characters measured 3-11, two-line blocks 1.1-2.5; at 2.6, or with pairs on every round pill,
 # the slowest 10% of reads took 55-72 ms instead of 30 and ranking did not improve beyond noise (130 faces).
 TWO_LINE_RATIO = 1.5
-_CHAR_INDEX = {c: i + 1 for i, c in enumerate(ALPHABET)}
+
+
+def is_hangul(ch: str) -> bool:
+    """A precomposed Hangul syllable (가..힣): the only characters besides ALPHABET a reader may know."""
+    return "\uac00" <= ch <= "\ud7a3"
 
 
 @dataclass
@@ -52,21 +57,23 @@ class ImprintRead:
     aspect: float | None = None  # long / short side of the segmented pill (None when segmentation failed)
     length_px: float | None = None  # its long side in pixels of the crop that was read (None likewise)
     hull: np.ndarray | None = None  # its outline in pixels of that crop (None likewise)
+    alphabet: str = ALPHABET  # the characters of the log-prob columns after the blank
 
 
-def _encode(texts: list[str], reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Label matrix (N, Lmax) padded with 0, and lengths; -1 for a text with a character outside ALPHABET.
+def _encode(texts: list[str], reverse: bool = False, alphabet: str = ALPHABET) -> tuple[np.ndarray, np.ndarray]:
+    """Label matrix (N, Lmax) padded with 0, and lengths; -1 for a text with a character outside ``alphabet``.
     Read-only and cached: every recognizer of a reader scores the same shortlist, forwards and backwards."""
-    return _encode_tuple(tuple(texts), reverse)
+    return _encode_tuple(tuple(texts), reverse, alphabet)
 
 
 @functools.lru_cache(maxsize=8)
-def _encode_tuple(texts: tuple[str, ...], reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+def _encode_tuple(texts: tuple[str, ...], reverse: bool, alphabet: str) -> tuple[np.ndarray, np.ndarray]:
+    index = _char_index(alphabet)
     lmax = max([len(t) for t in texts] + [1])
     labels = np.zeros((len(texts), lmax), np.int64)
     lengths = np.zeros(len(texts), np.int64)
     for i, t in enumerate(texts):
-        idx = [_CHAR_INDEX.get(c, -1) for c in (t[::-1] if reverse else t)]
+        idx = [index.get(c, -1) for c in (t[::-1] if reverse else t)]
         if -1 in idx:
             lengths[i] = -1
         else:
@@ -74,6 +81,12 @@ def _encode_tuple(texts: tuple[str, ...], reverse: bool) -> tuple[np.ndarray, np
             lengths[i] = len(idx)
     labels.flags.writeable = lengths.flags.writeable = False
     return labels, lengths
+
+
+@functools.lru_cache(maxsize=4)
+def _char_index(alphabet: str) -> dict[str, int]:
+    """Character -> its log-prob column (column 0 is the blank)."""
+    return {c: i + 1 for i, c in enumerate(alphabet)}
 
 
 LENGTH_BUCKETS = (3, 6, 10)  # texts are run in groups of similar length: the forward pass costs N x (2 Lmax + 1)
@@ -135,27 +148,28 @@ def _forward(lp: np.ndarray, labels: np.ndarray, lengths: np.ndarray) -> np.ndar
         return log_scale + np.log(ends)
 
 
-def ctc_scores(logprobs: np.ndarray, texts: list[str]) -> np.ndarray:
+def ctc_scores(logprobs: np.ndarray, texts: list[str], alphabet: str = ALPHABET) -> np.ndarray:
     """log p(text | image) under CTC for many texts at once: (T, C) or (V, T, C) -> (N,) or (V, N).
 
     The total log-likelihood, not a per-character mean: it is a probability over strings, so candidates of
     different lengths compare fairly. Texts are matched as given (normalise them first); a character outside
-    ALPHABET gives ``-inf``.
+    ``alphabet`` (the characters of columns 1..C-1) gives ``-inf``.
     """
     lp = np.asarray(logprobs)
     single = lp.ndim == 2
-    labels, lengths = _encode(texts)
+    labels, lengths = _encode(texts, alphabet=alphabet)
     pre = _prefix_logp(lp[None] if single else lp, labels, lengths)
     out = np.take_along_axis(pre, np.maximum(lengths, 0)[None, :, None], -1)[..., 0]
     out[:, lengths < 0] = -np.inf
     return out[0] if single else out
 
 
-def two_line_scores(upper: np.ndarray, lower: np.ndarray, texts: list[str]) -> np.ndarray:
+def two_line_scores(upper: np.ndarray, lower: np.ndarray, texts: list[str], alphabet: str = ALPHABET
+                    ) -> np.ndarray:
     """Best split of each text into a first line read in ``upper`` and the rest in ``lower``: (V, T, C) pairs
     -> (V, N). Imprints like 'HM' over '4' are one catalog string but two lines on the pill."""
-    labels, lengths = _encode(texts)
-    rlabels, _ = _encode(texts, reverse=True)
+    labels, lengths = _encode(texts, alphabet=alphabet)
+    rlabels, _ = _encode(texts, reverse=True, alphabet=alphabet)
     pre = _prefix_logp(upper, labels, lengths)  # log p(text[:j] | upper)
     suf = _prefix_logp(lower[:, ::-1], rlabels, lengths)  # log p(text[j:] | lower), reversed in time
     j = np.arange(labels.shape[1] + 1)[None, :]
@@ -171,13 +185,13 @@ def ctc_score(logprobs: np.ndarray, text: str) -> float:
     return float(ctc_scores(logprobs, [text])[0])
 
 
-def greedy(logprobs: np.ndarray) -> tuple[str, float]:
+def greedy(logprobs: np.ndarray, alphabet: str = ALPHABET) -> tuple[str, float]:
     """Best-path CTC decoding; confidence = mean probability of the emitted characters (0 when none)."""
     best = logprobs.argmax(-1)
     keep = (best != 0) & np.r_[True, best[1:] != best[:-1]]
     if not keep.any():
         return "", 0.0
-    text = "".join(ALPHABET[i - 1] for i in best[keep])
+    text = "".join(alphabet[i - 1] for i in best[keep])
     return text, float(np.exp(logprobs.max(-1)[keep]).mean())
 
 
@@ -296,7 +310,8 @@ def to_batch(images: list[np.ndarray]) -> np.ndarray:
 
 class Recognizer:
     """One CTC text recognizer (PP-OCR's interface: NCHW input from ``to_batch``, softmax over blank +
-    characters + space) behind the project's session factory; the character list comes from the model."""
+    characters + space) behind the project's session factory; the character list comes from the model.
+    ``alphabet``: ALPHABET plus the model's Hangul syllables, in the model's order."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.session = create_session(path, threads=threads)
@@ -312,15 +327,29 @@ class Recognizer:
         n_out = self.session.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(chars):
             raise ModelError(f"{path.name}: {n_out} output classes but {len(chars)} characters")
-        index = {c: i for i, c in enumerate(chars)}
-        # each ALPHABET letter collects its upper and lower case (imprints are compared uppercased)
-        self._groups = [[0]] + [[index[c] for c in {ch, ch.lower()} if c in index] for ch in ALPHABET]
+        self._index = {c: i for i, c in enumerate(chars)}
+        self.alphabet = ALPHABET + "".join(c for c in chars if is_hangul(c))
+        self._columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.input_name = self.session.get_inputs()[0].name
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Bands -> log-probs over blank + ALPHABET (N x T x 37): other characters dropped, renormalised."""
+    def _gather(self, alphabet: str) -> tuple[np.ndarray, np.ndarray]:
+        """The model's columns for blank + each character of ``alphabet`` (a Latin letter collects its upper and
+        lower case: imprints are compared uppercased), flattened, and where each character's run starts."""
+        if alphabet not in self._columns:
+            groups = [[0]] + [sorted({self._index[c] for c in {ch, ch.lower()} if c in self._index})
+                              for ch in alphabet]
+            if not all(groups):
+                raise ModelError(f"the recognizer cannot read {[ch for ch, g in zip(alphabet, groups[1:]) if not g]}")
+            self._columns[alphabet] = (np.array([i for g in groups for i in g]),
+                                       np.cumsum([0] + [len(g) for g in groups[:-1]]))
+        return self._columns[alphabet]
+
+    def __call__(self, batch: np.ndarray, alphabet: str | None = None) -> np.ndarray:
+        """Bands -> log-probs over blank + ``alphabet`` (default: its own), N x T x (1 + len(alphabet)): other
+        characters dropped, renormalised."""
         probs = self.session.run(None, {self.input_name: batch})[0]
-        sub = np.stack([probs[..., g].sum(-1) for g in self._groups], -1)
+        cols, starts = self._gather(alphabet or self.alphabet)
+        sub = np.add.reduceat(probs[..., cols], starts, axis=-1)
         sub /= sub.sum(-1, keepdims=True) + 1e-12
         return np.log(np.maximum(sub, 1e-12)).astype(np.float32)
 
@@ -334,6 +363,11 @@ class ImprintReader:
     def __init__(self, model_paths: Path | list[Path], threads: int | None = None) -> None:
         paths = [Path(p) for p in (model_paths if isinstance(model_paths, list) else [model_paths])]
         self.recognizers = [Recognizer(p, threads) for p in paths]
+        # what every recognizer can read: a string one of them cannot spell would score -inf on its matrix
+        self.alphabet = "".join(c for c in self.recognizers[0].alphabet
+                                if all(c in r.alphabet for r in self.recognizers[1:]))
+        for rec in self.recognizers:
+            rec._gather(self.alphabet)  # a model that lacks a Latin letter or digit fails here, not on the first pill
 
     def read(self, crop_rgb: np.ndarray) -> ImprintRead:
         """All bands of one pill crop (RGB or RGBA, any rotation) in one run per recognizer: greedy reads plus
@@ -346,16 +380,16 @@ class ImprintReader:
         best: dict[str, float] = {}
         logprobs, lines = [], []
         for rec in self.recognizers:
-            out = list(rec(batch))
+            out = list(rec(batch, self.alphabet))
             one, two = out[:n], out[n:]
             for lp in one:
-                text, conf = greedy(lp)
+                text, conf = greedy(lp, self.alphabet)
                 if text and conf > best.get(text, -1.0):
                     best[text] = conf
             logprobs.append(one)
             lines.append(list(zip(two[0::2], two[1::2])))
         return ImprintRead(sorted(best.items(), key=lambda kv: -kv[1]), logprobs, lines, bands.aspect, bands.length,
-                           bands.hull)
+                           bands.hull, self.alphabet)
 
     @staticmethod
     def score_many(read: ImprintRead, candidates: list[str]) -> np.ndarray:
@@ -366,10 +400,10 @@ class ImprintReader:
             return np.full(len(texts), -np.inf)
         total = np.zeros(len(texts))
         for one, two in zip(read.logprobs, read.lines):
-            best = ctc_scores(np.stack(one), texts).max(0)
+            best = ctc_scores(np.stack(one), texts, read.alphabet).max(0)
             if two:
                 upper, lower = (np.stack(x) for x in zip(*two))
-                best = np.maximum(best, two_line_scores(upper, lower, texts).max(0))
+                best = np.maximum(best, two_line_scores(upper, lower, texts, read.alphabet).max(0))
             total += best
         return total / len(read.logprobs)
 

@@ -3,16 +3,28 @@
 Used for products without a reference photo. The drawing aims at what a detector and an appearance model must
 learn to see, not photorealism: the outline of every catalog shape, two-tone capsules and 투명 shells, a
 bevel that darkens the rim, a specular spot, a score line, and debossed or printed imprint text.
+
+Text is drawn in OpenCV's Hershey font, which has Latin letters and digits only. Given Korean fonts (``fonts``,
+from ``hangul_fonts``: Debian's ``fonts-nanum``), imprints with Hangul are drawn whole in one of them, a capsule's
+words one per half as printed capsules show them, and a third of the Latin ones too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from pillcheck.catalog.normalize import normalize_imprint
+
+MAX_LATIN = 8  # characters of a Latin imprint drawn (the rest is cut)
+MAX_DRAWN = 12  # characters of an imprint with Hangul drawn
+FONT_DIR = Path("/usr/share/fonts/truetype/nanum")  # Debian's fonts-nanum
+# plain sans faces, as imprints are printed; the pen and brush scripts and the serif faces are left out
+FONT_NAMES = ("NanumGothicBold", "NanumGothic", "NanumGothicExtraBold", "NanumBarunGothicBold", "NanumBarunGothic",
+              "NanumSquareB", "NanumSquareR", "NanumSquareRoundB", "NanumSquareRoundR")
 
 # Catalog colour names -> sRGB. Indoor light moves these a lot; the scene applies colour temperature on top.
 COLOURS = {
@@ -78,8 +90,45 @@ def outline(shape: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     return m
 
 
-def render(spec: PillSpec, px_per_mm: float, rng: np.random.Generator) -> np.ndarray:
-    """RGBA sprite of one pill face, long axis horizontal."""
+def hangul_fonts(font_dir: Path = FONT_DIR) -> list[Path]:
+    """The Korean fonts to draw Hangul imprints with; a clear error when none is installed."""
+    fonts = [font_dir / f"{name}.ttf" for name in FONT_NAMES if (font_dir / f"{name}.ttf").is_file()]
+    if not fonts:
+        raise FileNotFoundError(f"no Korean font in {font_dir}: install Debian's fonts-nanum to draw Hangul imprints")
+    return fonts
+
+
+def drawn_text(imprint: str, hangul: bool = False) -> str:
+    """What ``render`` writes on a face for this imprint (normalised, unfolded): its Latin characters, at most
+    MAX_LATIN; with Korean fonts (``hangul``), an imprint with Hangul whole, at most MAX_DRAWN characters."""
+    text = normalize_imprint(imprint, fold=False)
+    if hangul and not text.isascii():
+        return text[:MAX_DRAWN]
+    return "".join(ch for ch in text if ch.isascii())[:MAX_LATIN]
+
+
+def _text_mask(words: list[str], font: Path, w: int, h: int, capsule: bool, rng: np.random.Generator) -> np.ndarray:
+    """Anti-aliased text (float 0..1, h x w) in a TrueType font: one line centred, or on a capsule with two
+    words, one word centred on each half. As tall as a quarter of the pill's width, never off its face."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    slots = [(0.25 * w, 0.42 * w), (0.75 * w, 0.42 * w)] if capsule and len(words) == 2 else [(0.5 * w, 0.75 * w)]
+    words = words if len(slots) == 2 else ["".join(words)]
+    size = 100
+    face = ImageFont.truetype(str(font), size)
+    boxes = [face.getbbox(word) for word in words]
+    k = min(rng.uniform(0.2, 0.3) * h / size, *(room / max(1, b[2] - b[0]) for (_, room), b in zip(slots, boxes)))
+    face = ImageFont.truetype(str(font), max(6, int(size * k)))
+    canvas = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(canvas)
+    for (cx, _), word in zip(slots, words):
+        draw.text((cx, h / 2), word, fill=255, font=face, anchor="mm")
+    return np.asarray(canvas, np.float32) / 255
+
+
+def render(spec: PillSpec, px_per_mm: float, rng: np.random.Generator, fonts: list[Path] | None = None
+           ) -> np.ndarray:
+    """RGBA sprite of one pill face, long axis horizontal; the text it carries is ``drawn_text``."""
     w = max(6, int(round(spec.long_mm * px_per_mm)))
     h = max(6, int(round(spec.short_mm * px_per_mm)))
     shape = "장방형" if spec.capsule else spec.shape
@@ -107,9 +156,18 @@ def render(spec: PillSpec, px_per_mm: float, rng: np.random.Generator) -> np.nda
     if spec.score_line:
         cv2.line(img, (w // 2, int(h * 0.12)), (w // 2, int(h * 0.88)), tuple(float(v) * 0.7 for v in cols[0]),
                  max(1, int(px_per_mm * 0.25)))
-    text = normalize_imprint(spec.imprint, fold=False)
-    text = "".join(ch for ch in text if ch.isascii())[:8]
-    if text:  # real imprints stand about a quarter of the pill's width tall, and never run off its face
+    text = drawn_text(spec.imprint, fonts is not None)
+    if text and fonts and (not text.isascii() or rng.random() < 0.3):
+        words = [normalize_imprint(x, fold=False) for x in spec.imprint.split()]
+        words = [x for x in words if x] if "".join(words) == text else [text]
+        stroke = _text_mask(words, fonts[int(rng.integers(len(fonts)))], w, h, spec.capsule, rng)[..., None]
+        if rng.random() < 0.6 or spec.capsule:  # printed ink: most Hangul imprints are printed on capsules
+            ink = np.array((30, 30, 30) if cols[0].mean() > 100 or rng.random() < 0.3 else (235, 235, 235))
+            img = (img * (1 - stroke) + ink * stroke).astype(np.uint8)
+        else:  # debossed: a darker stroke with a light edge just below it
+            below = np.roll(stroke, 1, axis=0)
+            img = np.clip(img * (1 + 0.1 * below * (1 - stroke)) * (1 - 0.22 * stroke), 0, 255).astype(np.uint8)
+    elif text:  # real imprints stand about a quarter of the pill's width tall, and never run off its face
         (tw1, th1), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
         scale = min(rng.uniform(0.2, 0.3) * min(w, h) / th1, 0.75 * max(w, h) / tw1)
         thick = max(1, round(scale * rng.uniform(1.2, 2.0)))
