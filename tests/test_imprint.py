@@ -96,10 +96,11 @@ def test_blank_crops_give_no_confident_read(reader):
 
 
 @needs_model
-def test_catalog_strings_are_normalised_and_hangul_cannot_match(reader):
+def test_catalog_strings_are_normalised_and_unknown_characters_cannot_match(reader):
     read = reader.read(pill("AB12"))
     assert reader.score(read, "마크AB-12") == pytest.approx(reader.score(read, "AB12"))
-    assert reader.score(read, "에이12") == -np.inf
+    assert "에" in reader.alphabet and reader.score(read, "에이12") < reader.score(read, "AB12") - 5
+    assert "뷁" not in reader.alphabet and reader.score(read, "뷁12") == -np.inf  # no catalog imprint has it
 
 
 def _brute_force(lp: np.ndarray) -> dict[str, float]:
@@ -189,6 +190,29 @@ def test_official_photos_rank_their_imprint_first(reader):
     assert hits >= 4
 
 
+@needs_shared
+@needs_model
+def test_official_photos_of_hangul_imprints_rank_first(reader):
+    """Printed Hangul brand names (soft capsules of held-out products, never trained on): each outscores every other
+    imprint of the photo set, Latin or Hangul."""
+    from pillcheck.training.cutouts import extract
+
+    if not PHOTOS.is_dir():
+        pytest.skip(f"reference photos not found at {PHOTOS}")
+    with open(PHOTOS / "labels.csv", encoding="utf-8") as f:
+        rows = {r["item_seq"]: r for r in csv.DictReader(f)}
+    vocab = sorted({normalize_imprint(r[k], fold=False) for r in rows.values() for k in ("print_front", "print_back")}
+                   - {""})
+    hits = 0
+    for item in ("200904935", "201210739", "201306861", "200904560", "201200812", "201306491"):
+        face = next(c for c in extract(PHOTOS / rows[item]["file"]) if c.side == "front")
+        alpha = face.rgba[..., 3:] / 255
+        rgb = (face.rgba[..., :3] * alpha + 150 * (1 - alpha)).astype(np.uint8)
+        scores = reader.score_many(reader.read(rgb), vocab)
+        hits += vocab[int(np.argmax(scores))] == normalize_imprint(rows[item]["print_front"], fold=False)
+    assert hits >= 5
+
+
 @needs_model
 def test_several_recognizers_average_their_likelihoods(reader):
     """Two recognizers score the mean of their CTC log-likelihoods: the same model twice changes nothing, and
@@ -202,7 +226,7 @@ def test_several_recognizers_average_their_likelihoods(reader):
 
 
 def _with_syllables(path, out, extra: str) -> None:
-    """The recognizer with rows for ``extra`` appended after its characters (copies of the '0', '1'... rows)."""
+    """The recognizer's Latin letters and digits, then rows for ``extra`` (copies of its '0', '1'... rows)."""
     onnx = pytest.importorskip("onnx")
     model = onnx.load(str(path))
     meta = next(p for p in model.metadata_props if p.key == "character")
@@ -210,11 +234,12 @@ def _with_syllables(path, out, extra: str) -> None:
     weights = {t.name: t for t in model.graph.initializer}
     w = onnx.numpy_helper.to_array(weights["linear_8.w_0"])
     b = onnx.numpy_helper.to_array(weights["linear_8.b_0"])
-    cols = [*range(len(chars) + 1), *range(1, 1 + len(extra)), len(chars) + 1]  # blank, chars, extra, space
+    latin = [1 + chars.index(c) for c in ALPHABET]
+    cols = [0, *latin, *latin[: len(extra)], len(chars) + 1]  # blank, ALPHABET, extra, space
     weights["linear_8.w_0"].CopyFrom(onnx.numpy_helper.from_array(w[:, cols], "linear_8.w_0"))
     weights["linear_8.b_0"].CopyFrom(onnx.numpy_helper.from_array(b[cols], "linear_8.b_0"))
     model.graph.output[0].type.tensor_type.shape.dim[-1].dim_value = len(cols)
-    meta.value = "\n".join([*chars, *extra])
+    meta.value = "\n".join([*ALPHABET, *extra])
     onnx.save(model, str(out))
 
 
@@ -231,6 +256,7 @@ def test_a_recognizer_with_hangul_reads_and_scores_it(tmp_path):
     scores = wide.score_many(read, ["0B0", "가B가", "나B나", "XYZ"])
     assert np.isfinite(scores[:3]).all() and scores[2] < scores[1] - 2 and scores[3] < scores[1] - 2
     assert abs(scores[0] - scores[1]) < 1.0  # the same row: equally likely
-    both = ImprintReader([tmp_path / "hangul.onnx", MODEL], threads=1)
+    _with_syllables(MODEL, tmp_path / "latin.onnx", "")
+    both = ImprintReader([tmp_path / "hangul.onnx", tmp_path / "latin.onnx"], threads=1)
     assert both.alphabet == ALPHABET
     assert both.score_many(both.read(pill("0B0")), ["가B가"])[0] == -np.inf

@@ -41,8 +41,10 @@ TEMPERATURE = 1.0
 # Chosen on a tuning set of products outside the evaluation set (models/MODEL_CARD.md).
 PAIR_SCALE = 0.5
 # The fine-tuned reader is surer of itself than PP-OCR was: at 0.97, 2 of 313 tuning pairs came out wrong but sure
-# (p 0.978 and 0.986, each with one side read as blank); 0.995 leaves a margin above the highest wrong one.
-SURE_P, SURE_MARGIN = 0.995, 0.90
+# (p 0.978 and 0.986, each with one side read as blank); 0.995 left a margin above the highest wrong one. With the
+# Hangul-reading reader one tuning pill came out wrong but sure at 0.9959 (GLM25 read 'GLM2', another product's
+# whole code): 0.997 (a guard against fragments that are some other code cost more: 0.096 vs 0.105 named surely).
+SURE_P, SURE_MARGIN = 0.997, 0.90
 # Sure needs a read that is exactly the leading product's imprint (a face, or both faces), and at least this long:
 # a one-character read ('1', 'X', 'O') is as often a fragment of a longer imprint as a whole one; it can rank a
 # product first, never make it sure (every wrong-but-sure answer seen in evaluation came from one).
