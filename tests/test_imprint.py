@@ -52,6 +52,19 @@ def pill(text: str, angle: float = 0.0, axes: tuple[int, int] = (130, 70)) -> np
     return img
 
 
+def two_line_pill(top: str, bottom: str, angle: float = 0.0) -> np.ndarray:
+    """A light oblong tablet with two lines of dark text, rotated by angle (degrees), RGB."""
+    img = np.full((220, 340, 3), 120, np.uint8)
+    cv2.ellipse(img, (170, 110), (140, 62), 0, 0, 360, (235, 230, 220), -1)
+    for text, y in ((top, 95), (bottom, 150)):
+        (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.5, 4)
+        cv2.putText(img, text, (170 - tw // 2, y), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (90, 85, 80), 4, cv2.LINE_AA)
+    if angle:
+        img = cv2.warpAffine(img, cv2.getRotationMatrix2D((170, 110), angle, 1.0), (340, 220),
+                             borderMode=cv2.BORDER_REPLICATE)
+    return img
+
+
 def distractors(n: int = 300, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     near = ["AB13", "A812", "AB1", "B12", "AB12A", "4B12", "ABI2", "AD12", "BA12"]
@@ -101,6 +114,16 @@ def test_catalog_strings_are_normalised_and_unknown_characters_cannot_match(read
     assert reader.score(read, "마크AB-12") == pytest.approx(reader.score(read, "AB12"))
     assert "에" in reader.alphabet and reader.score(read, "에이12") < reader.score(read, "AB12") - 5
     assert "뷁" not in reader.alphabet and reader.score(read, "뷁12") == -np.inf  # no catalog imprint has it
+
+
+@needs_model
+@pytest.mark.parametrize("angle", [0, 180, 35])
+def test_two_lines_on_an_oblong_pill_score_as_one_imprint(reader, angle):
+    """'YH' over '250' on an oblong tablet: the catalog's 'YH250' outscores its lines alone and its fragments
+    (one band across both lines favours '250')."""
+    texts = ["YH250", "250", "YH", "YH25", "H250", "250YH", *distractors(100)]
+    scores = reader.score_many(reader.read(two_line_pill("YH", "250", angle)), texts)
+    assert texts[int(np.argmax(scores))] == "YH250"
 
 
 def _brute_force(lp: np.ndarray) -> dict[str, float]:
