@@ -274,11 +274,13 @@ def variants(rgb: np.ndarray) -> Bands:
     """Rectified bands (BGR uint8, height 48) of one pill crop.
 
     Orientations: the text direction at 0 and 180 degrees; 90 and 270 too for round pills. Line pairs (for
-    imprints like 'YH' over '250', on oblong pills as often as on round ones), in ``angles`` order, at 0 and 180
-    degrees, and at 90 and 270 where a round pill's strokes show no direction (``ImprintReader.read`` runs one of
-    them). Pairs on every pill, not only on round ones without a direction, took the evaluation set from 0.520 /
-    0.617 to 0.520 / 0.623 top-1 / top-5 (tuning 0.569 / 0.656 -> 0.581 / 0.660) and named 0.183 of its pills
-    surely instead of 0.105, wrong-but-sure 0 (models/MODEL_CARD.md).
+    imprints like 'HM' over '4', on oblong pills as often as on round ones) at 0 and 180 degrees, and at 90 and
+    270 where a round pill's strokes show no direction. Pairs on every pill took the evaluation set from 0.520 /
+    0.617 to 0.525 / 0.627 top-1 / top-5 and named 0.182 of its pills surely instead of 0.105 (wrong-but-sure 0),
+    for about 47 ms per pill instead of 29 (models/MODEL_CARD.md); pairs across the text only where its direction
+    is unknown: the same accuracy for 3 ms less. Running only the pair at the orientation whose line reads most
+    confidently scored the same on the sets for 7 ms less, but on two-line text both lines are garbage either way
+    up (0.66 vs 0.64 on 'YH' over '250'), so the choice is a coin toss exactly where pairs matter: every pair runs.
     """
     centre, axis, long_px, short_px, two_lines, hull = _geometry(rgb)
     aspect, length = (long_px / max(short_px, 1e-6), long_px) if hull is not None else (None, None)
@@ -372,20 +374,18 @@ class ImprintReader:
             rec._gather(self.alphabet)  # a model that lacks a Latin letter or digit fails here, not on the first pill
 
     def read(self, crop_rgb: np.ndarray) -> ImprintRead:
-        """The bands of one pill crop (RGB or RGBA, any rotation) through each recognizer: greedy reads plus
-        log-prob matrices. The one-line bands run first; the line pair runs only at the orientation whose line
-        reads most confidently (text upright): as accurate as every pair on the evaluation and tuning sets
-        (top-1 850 of 1,575 pills either way) for 22 instead of 29 ms per read. A crop too small to hold text
-        reads as nothing."""
+        """All bands of one pill crop (RGB or RGBA, any rotation) in one run per recognizer: greedy reads plus
+        log-prob matrices. A crop too small to hold text reads as nothing."""
         if min(crop_rgb.shape[:2]) < 4:
             return ImprintRead([], [], [])
         bands = variants(np.ascontiguousarray(crop_rgb[..., :3]))
+        batch = to_batch(bands.singles + [b for pair in bands.pairs for b in pair])
+        n = len(bands.singles)
         best: dict[str, float] = {}
         logprobs, lines = [], []
         for rec in self.recognizers:
-            one = list(rec(to_batch(bands.singles), self.alphabet))
-            upright = int(np.argmax([greedy(lp, self.alphabet)[1] for lp in one[: len(bands.pairs)]] or [0]))
-            two = list(rec(to_batch(list(bands.pairs[upright])), self.alphabet)) if bands.pairs else []
+            out = list(rec(batch, self.alphabet))
+            one, two = out[:n], out[n:]
             for lp in one:
                 text, conf = greedy(lp, self.alphabet)
                 if text and conf > best.get(text, -1.0):
