@@ -248,8 +248,8 @@ class CandidateIndex:
         texts = sorted({self.front_raw[i] for i in short} | {self.back_raw[i] for i in short})
         by_text = dict(zip(texts, map(float, ctc(texts))))
         finite = [v for v in by_text.values() if np.isfinite(v)]
-        # Strings the recognizer cannot spell (Hangul, logos) get a neutral score, not a verdict; so does the
-        # empty string, since "read nothing" is far more often a missed imprint than a blank pill.
+        # Strings the recognizer cannot spell (symbols like Λ or ½, syllables it lacks) get a neutral score, not a
+        # verdict; so does the empty string, since "read nothing" is far more often a missed imprint than a blank pill.
         neutral = float(np.median(finite)) if finite else 0.0
         if "" in by_text and cap_blank:
             by_text[""] = min(by_text[""], neutral)
@@ -335,8 +335,8 @@ class CandidateIndex:
     @staticmethod
     def status(cands: list[Candidate], matched_chars: int = 0, ceiling: float = 1.0) -> str:
         """sure only when a read is exactly the leader's imprint (``matched_chars`` long) and one product clearly
-        leads, even against a product whose Hangul or logo the reader cannot spell (``ceiling``: the leader's
-        probability had that one been read as well as the leader); never from colour/shape alone."""
+        leads, even against a product whose imprint has a symbol or syllable the reader cannot spell (``ceiling``:
+        the leader's probability had that one been read as well as the leader); never from colour/shape alone."""
         if not cands:
             return "unknown"
         p1 = cands[0].score
