@@ -153,6 +153,7 @@ def test_possible_warnings_of_pills_not_identified(official):
     (e,) = possible_warnings(official.dur, [], {2: [(simva, 0.5)], 3: [(other, 0.5), (itra, 0.4)]})
     assert e["if"] == {"2": simva, "3": itra} and e["p"] == pytest.approx(0.2)
     assert possible_warnings(official.dur, [itra, simva], {3: [(simva, 0.9)]}) == []  # found, not possible
+    assert possible_warnings(official.dur, [itra, simva], {3: [(other, 0.9)]}) == []
     acarbose, clonazepam = _products(official, "D000149")[0], _products(official, "D000375")[0]
     (e,) = possible_warnings(official.dur, [], {1: [(acarbose, 0.3), (clonazepam, 0.3)]}, Profile(age=10))
     assert e["warning"]["kind"] == "AGE" and e["if"] == {"1": acarbose}

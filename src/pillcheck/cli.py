@@ -255,6 +255,7 @@ def _pipeline(args: argparse.Namespace):
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from pillcheck.images import InputError
+    from pillcheck.safety.dur import condition_text
 
     pipe = _pipeline(args)
     profile = _profile(args.age, args.pregnant)
@@ -293,8 +294,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"  {SEVERITY_MARK.get(w['severity'], '')}[{w['severity']}] {w['type_name']}: "
                   f"{' + '.join(w['item_names'])} — {w['reason']}")
         for e in r["possible_warnings"]:
-            w, cond = e["warning"], e["if"]
-            print(f"  possible, if {' and '.join(f'#{n} is {s}' for n, s in cond.items())} ({e['p']:.0%}): "
+            w = e["warning"]
+            print(f"  possible, {condition_text(e)} ({e['p']:.0%}): "
                   f"[{w['severity']}] {w['type_name']}: {' + '.join(w['item_names'])} — {w['reason']}")
         if r["not_identified"]:
             print(f"  not identified (confirm them to include them in the check): "

@@ -186,9 +186,7 @@ class Pipeline:
         meds = [m for m in dict.fromkeys(str(x).strip() for x in (my_meds or [])) if m]
         items = [p.item_seq for p in pills if p.item_seq] + meds
         result = check(self.catalog.dur, items, profile)
-        pending = {p.index: [(c.item_seq, c.score) for c in p.identification.candidates] for p in pills
-                   if p.item_seq is None}
-        possible = possible_warnings(self.catalog.dur, items, pending, profile)
+        possible = possible_warnings(self.catalog.dur, items, unidentified([p.to_dict() for p in pills]), profile)
         t["check"] = time.perf_counter()
         steps = ["decode", "detect", "identify", "check"]
         prev = t["start"]
@@ -197,6 +195,11 @@ class Pipeline:
             timings[s] = round((t[s] - prev) * 1000, 1)
             prev = t[s]
         return Report(*photo.size, pills, result, meds, self.catalog.data, timings, possible)
+
+
+def unidentified(pills: list[dict]) -> dict[int, list[tuple[str, float]]]:
+    """The candidates (ITEM_SEQ, probability) of each reported pill not in the check, by pill number."""
+    return {p["index"]: [(c["item_seq"], c["score"]) for c in p["candidates"]] for p in pills if not p["item_seq"]}
 
 
 def _decoded(photo: bytes | str | Path | np.ndarray | images.Decoded) -> images.Decoded:

@@ -277,10 +277,10 @@ def variants(rgb: np.ndarray) -> Bands:
     imprints like 'HM' over '4', on oblong pills as often as on round ones) at 0 and 180 degrees, and at 90 and
     270 where a round pill's strokes show no direction. Pairs on every pill took the evaluation set from 0.520 /
     0.617 to 0.525 / 0.627 top-1 / top-5 and named 0.182 of its pills surely instead of 0.105 (wrong-but-sure 0),
-    for about 47 ms per pill instead of 29 (models/MODEL_CARD.md); pairs across the text only where its direction
-    is unknown: the same accuracy for 3 ms less. Running only the pair at the orientation whose line reads most
-    confidently scored the same on the sets for 7 ms less, but on two-line text both lines are garbage either way
-    up (0.66 vs 0.64 on 'YH' over '250'), so the choice is a coin toss exactly where pairs matter: every pair runs.
+    for 46-59 ms per pill instead of 27-32 (models/MODEL_CARD.md). Pairs across the text only where its direction
+    is unknown: within two pills of pairs at all four angles, for ~3 ms less. Only the pair at the orientation
+    whose line reads most confidently scored the same on the sets for 7 ms less, but on two-line text both lines
+    are garbage either way up (0.66 vs 0.64 on 'YH' over '250'): a coin toss exactly where pairs matter.
     """
     centre, axis, long_px, short_px, two_lines, hull = _geometry(rgb)
     aspect, length = (long_px / max(short_px, 1e-6), long_px) if hull is not None else (None, None)
@@ -334,6 +334,7 @@ class Recognizer:
         self._index = {c: i for i, c in enumerate(chars)}
         self.alphabet = ALPHABET + "".join(c for c in chars if is_hangul(c))
         self._columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._gather(self.alphabet)  # a model that lacks a Latin letter or digit fails here, not on the first pill
         self.input_name = self.session.get_inputs()[0].name
 
     def _gather(self, alphabet: str) -> tuple[np.ndarray, np.ndarray]:
@@ -370,8 +371,6 @@ class ImprintReader:
         # what every recognizer can read: a string one of them cannot spell would score -inf on its matrix
         self.alphabet = "".join(c for c in self.recognizers[0].alphabet
                                 if all(c in r.alphabet for r in self.recognizers[1:]))
-        for rec in self.recognizers:
-            rec._gather(self.alphabet)  # a model that lacks a Latin letter or digit fails here, not on the first pill
 
     def read(self, crop_rgb: np.ndarray) -> ImprintRead:
         """All bands of one pill crop (RGB or RGBA, any rotation) in one run per recognizer: greedy reads plus

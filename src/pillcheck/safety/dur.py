@@ -7,11 +7,11 @@ could not be checked and the checks that did not run.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 import duckdb
-import numpy as np
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "caution": 2, "info": 3}
 
@@ -317,8 +317,9 @@ def possible_warnings(idx: DurIndex, items: list[str], pending: dict[int, list[t
     (ITEM_SEQ, probability), best first), the critical and warning-level hits its likely products would raise with
     ``items`` (the checked products), alone (age, pregnancy), or with another such pill's likely products.
 
-    One check over the checked items plus every likely product; a hit counts when it involves a likely product,
-    never two products of the same pill (a pill is one product), and was not already found among ``items``.
+    One check over the checked products plus every likely product; a hit counts when it involves a likely product
+    that is not checked anyway (so never a warning the check of ``items`` found), and never two products of the
+    same pill (a pill is one product).
     Each entry: the warning, ``if`` (pill number -> the product it would be) and ``p`` (how likely that is, the
     product of the candidates' probabilities). Most severe and likeliest first.
     """
@@ -330,26 +331,23 @@ def possible_warnings(idx: DurIndex, items: list[str], pending: dict[int, list[t
     if not owners:
         return []
     checked = set(items)
-    found = {_key(w) for w in check(idx, items, profile).warnings} if items else set()
-    out: dict[tuple, dict] = {}
+    out = []
     for w in check(idx, [*items, *owners], profile).warnings:
-        if w.severity not in POSSIBLE_SEVERITIES or _key(w) in found:
+        if w.severity not in POSSIBLE_SEVERITIES:
             continue
         ways: list[dict[int, str]] = [{}]  # each way the hit's products can be the pills' (one product per pill)
         for seq in w.items:
             if seq in owners and seq not in checked:  # a checked product is there whatever the pill is
                 ways = [{**way, n: seq} for way in ways for n in owners[seq] if n not in way]
-        for way in filter(None, ways):
-            prob = float(np.prod([owners[seq][n] for n, seq in way.items()]))
-            key = (_key(w), tuple(sorted(way.items())))
-            if key not in out:
-                out[key] = {"warning": asdict(w), "if": {str(n): seq for n, seq in sorted(way.items())},
-                            "p": round(prob, 4)}
-    return sorted(out.values(), key=lambda e: (SEVERITY_ORDER[e["warning"]["severity"]], -e["p"]))
+        out += [{"warning": asdict(w), "if": {str(n): seq for n, seq in sorted(way.items())},
+                 "p": round(math.prod(owners[seq][n] for n, seq in way.items()), 4)}
+                for way in ways if way]  # empty: the hit is among checked products only, found by their own check
+    return sorted(out, key=lambda e: (SEVERITY_ORDER[e["warning"]["severity"]], -e["p"]))
 
 
-def _key(w: Warning) -> tuple:
-    return w.kind, frozenset(w.items), frozenset(w.ingredients), w.reason, w.detail
+def condition_text(entry: dict) -> str:
+    """A possible warning's condition in words: 'if #2 is 200400682 and #3 is ...'."""
+    return "if " + " and ".join(f"#{n} is {seq}" for n, seq in entry["if"].items())
 
 
 def data_kind(con: duckdb.DuckDBPyConnection) -> str:

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from pillcheck.catalog.normalize import normalize_imprint
-from pillcheck.inference.imprint import ALPHABET, HEIGHT, MAX_WIDTH, greedy, is_hangul, to_batch, variants
+from pillcheck.inference.imprint import ALPHABET, HEIGHT, MAX_WIDTH, Recognizer, greedy, is_hangul, to_batch, variants
 from pillcheck.pipeline import imprint_crop
 from pillcheck.training.identify_set import place
 from pillcheck.training.render import drawn_text, hangul_fonts, render, spec_from_record
@@ -111,20 +111,18 @@ def build_samples(cut_dir: Path, records: dict[str, dict], held_out: bool, views
         rec = records[pool[int(i)]]
         side = "front" if rng.random() < 0.6 else "back"
         spec = spec_from_record(rec, rng, side)
-        label = drawn_text(spec.imprint, fonts is not None)
-        if all(c in alphabet for c in label):
-            add(render(spec, 16.0, rng, fonts), label, "rendered")
+        # the alphabet holds every catalog syllable, so whatever is drawn can be spelt
+        add(render(spec, 16.0, rng, fonts), drawn_text(spec.imprint, fonts is not None), "rendered")
     syllables = [c for c in alphabet if is_hangul(c)]
-    pool = [seq for seq in pool if _hangul_face(records[seq])] if syllables else []
+    faces = {seq: side for seq in pool if (side := _hangul_face(records[seq]))} if syllables else {}
+    pool = sorted(faces)
     for _ in range(hangul if pool else 0):
-        rec = records[pool[int(rng.integers(len(pool)))]]
-        spec = spec_from_record(rec, rng, _hangul_face(rec))
+        seq = pool[int(rng.integers(len(pool)))]
+        spec = spec_from_record(records[seq], rng, faces[seq])
         if rng.random() < 0.5:  # random syllables (a capsule's two halves as two words)
             words = [rng.choice(syllables, int(rng.integers(1, 5))) for _ in range(1 + (spec.capsule and rng.random() < 0.5))]
             spec.imprint = " ".join("".join(w) for w in words)
-        label = drawn_text(spec.imprint, True)
-        if label and all(c in alphabet for c in label):
-            add(render(spec, 16.0, rng, fonts), label, "hangul")
+        add(render(spec, 16.0, rng, fonts), drawn_text(spec.imprint, True), "hangul")
     print(f"{'held-out' if held_out else 'train'} bands: {len(bands)} ({kinds.count('photo')} photo, "
           f"{kinds.count('hangul')} drawn Hangul)", file=sys.stderr, flush=True)
     return bands, labels, kinds
@@ -155,14 +153,6 @@ def _net(alphabet: str = ALPHABET):
             return self.logits(x).softmax(-1)
 
     return CRNN()
-
-
-def model_syllables(path: Path) -> str:
-    """The Hangul syllables a recognizer (ONNX, PP-OCR layout) already reads."""
-    import onnx
-
-    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    return "".join(c for c in meta.get("character", "").splitlines() if is_hangul(c))
 
 
 def _pretrained(path: Path, alphabet: str = ALPHABET):
@@ -252,7 +242,7 @@ def train(cut_dir: Path, records: dict[str, dict], out: Path, *, epochs: int = 1
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     t0 = time.time()
-    known = model_syllables(init) if init is not None else ""
+    known = Recognizer(init, threads=1).alphabet[len(ALPHABET):] if init is not None else ""
     syllables = "".join(sorted(set(known) | set(catalog_syllables(records)))) if hangul or known else ""
     alphabet = ALPHABET + syllables
     train_set = build_samples(cut_dir, records, False, views, rendered, rng, alphabet, hangul)

@@ -31,7 +31,7 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 from pillcheck import config, images
 from pillcheck.catalog.db import CatalogError, CatalogMissing
 from pillcheck.inference.session import ModelError
-from pillcheck.pipeline import Pipeline
+from pillcheck.pipeline import Pipeline, unidentified
 from pillcheck.safety.dur import Profile, check, possible_warnings
 from pillcheck.ui import batch, export, render
 from pillcheck.ui.i18n import DEFAULT, LANGS, t
@@ -253,9 +253,7 @@ class PillcheckApp:
         cat = self.pipe.catalog
         items = list(dict.fromkeys([p["item_seq"] for p in pills if p["item_seq"]] + meds))
         result = check(cat.dur, items, profile).to_dict() if items else None
-        pending = {p["index"]: [(c["item_seq"], c["score"]) for c in p["candidates"]] for p in pills
-                   if not p["item_seq"]}
-        possible = possible_warnings(cat.dur, items, pending, profile)
+        possible = possible_warnings(cat.dur, items, unidentified(pills), profile)
         info = self.info(items + [c["item_seq"] for p in pills for c in p["candidates"][:5]])
         name = lambda s: info.get(s, {}).get("name", s)  # noqa: E731
         labels = {s: f"{t(lang, 'my_med')}: {name(s)}" for s in meds}

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pillcheck.safety.dur import condition_text
 from pillcheck.ui.i18n import t
 
 CSV_FIELDS = ["image", "pill", "x1", "y1", "x2", "y2", "detector_confidence", "status", "item_seq", "name", "company",
@@ -58,8 +59,8 @@ def report_rows(image: str, report: dict | None, error: str | None = None) -> li
     if report is None:
         return [{"image": image, "error": error or ""}]
     warnings = " | ".join(_warning_text(w) for w in report["warnings"])
-    possible = " | ".join(f"if {' and '.join(f'#{n} is {s}' for n, s in e['if'].items())} ({e['p']:.2f}): "
-                          f"{_warning_text(e['warning'])}" for e in report.get("possible_warnings", []))
+    possible = " | ".join(f"{condition_text(e)} ({e['p']:.2f}): {_warning_text(e['warning'])}"
+                          for e in report.get("possible_warnings", []))
     gaps = " ".join(f"#{i}" for i in report["not_identified"]) + "".join(
         f" {s}" for s in report["unchecked"] + report["unknown"])
     common = {"image": image, "warnings": warnings, "possible_warnings": possible, "not_checked": gaps.strip(),
