@@ -91,6 +91,19 @@ def test_a_pill_on_two_coloured_cloth_is_measured_without_the_cloth(angle, split
     assert variants(img).aspect == pytest.approx(2.0, rel=0.08)
 
 
+def test_a_round_pill_without_a_line_direction_is_read_every_45_degrees():
+    """Strokes that show no line direction (a blank face here; on photos mostly two short lines, 'WJ' over '37'):
+    bands every 45 degrees, so text is never more than 22.5 degrees off one of them. One line of text gives its
+    direction: four angles; an oblong pill, two."""
+    def steps(img: np.ndarray) -> list[float]:
+        angles = variants(img).angles
+        return sorted(round(a - angles[0]) % 360 for a in angles)
+
+    assert steps(pill("", axes=(80, 80))) == list(range(0, 360, 45))
+    assert steps(pill("AB1234", axes=(90, 90))) == [0, 90, 180, 270]
+    assert steps(pill("AB12")) == [0, 180]
+
+
 @needs_model
 def test_round_pill_and_rgba_crop(reader):
     crop = pill("K5", angle=90, axes=(80, 80))
