@@ -38,8 +38,8 @@ MAX_WIDTH = 320
 LINE = (0.0, 0.7)
 TWO_LINES = ((-0.25, 0.5), (0.25, 0.5))  # scored only as a pair (alone they add confident fragments)
 ROUND_ASPECT = 1.15  # long/short below this: the text direction comes from the strokes, any of 4 angles
-# Round pill strokes elongated less than this (variance ratio) show no line direction: add line pairs across it
-# too (at 90 and 270 degrees). One line of 3+ characters measured 3-11, two-line blocks 1.1-2.5.
+# Round pill strokes elongated less than this (variance ratio) show no line direction: line pairs at every angle,
+# not only along it. One line of 3+ characters measured 3-11, two-line blocks 1.1-2.5 (blank faces: noise, low too).
 TWO_LINE_RATIO = 1.5
 # ... and are read at these angles too (and in line pairs): 'WJ' over '37' gives no stroke direction, and at 90-degree
 # steps the text can sit 45 degrees off every band. On the evaluation set 0.525 / 0.627 -> 0.529 / 0.630 top-1 /
