@@ -40,10 +40,13 @@ TWO_LINES = ((-0.25, 0.5), (0.25, 0.5))  # scored only as a pair (alone they add
 ROUND_ASPECT = 1.15  # long/short below this: the text direction comes from the strokes, any of 4 angles
 # Round pill strokes elongated less than this (variance ratio) show no line direction: line pairs at every angle,
 # not only along it. One line of 3+ characters measured 3-11, two-line blocks 1.1-2.5 (blank faces: noise, low too).
-TWO_LINE_RATIO = 1.5
+# 1.5 until the diagonals below; with them 2.5 (tuning 0.573 / 0.666 -> 0.575 / 0.674; 4.0 gave 0.577 / 0.674 for
+# more pills read at eight angles).
+TWO_LINE_RATIO = 2.5
 # ... and are read at these angles too (and in line pairs): 'WJ' over '37' gives no stroke direction, and at 90-degree
 # steps the text can sit 45 degrees off every band. On the evaluation set 0.525 / 0.627 -> 0.529 / 0.630 top-1 /
-# top-5 (pair-photo 0.753 -> 0.767), tuning 0.571 / 0.660 -> 0.573 / 0.666, wrong-but-sure 0 on both.
+# top-5 (pair-photo 0.753 -> 0.767), tuning 0.571 / 0.660 -> 0.573 / 0.666; with TWO_LINE_RATIO 2.5 0.534 / 0.631 and
+# 0.575 / 0.674; wrong-but-sure 0 throughout (models/MODEL_CARD.md).
 DIAGONALS = (45, 225, 135, 315)
 
 
