@@ -222,8 +222,8 @@ def _text_axis(gray: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np.
 
 def _geometry(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, bool, np.ndarray | None]:
     """Centre, unit text-direction vector, extent along and across it (px) of the pill in a loose crop,
-    whether the text may be two lines (a round pill whose strokes show no line direction), and the pill's
-    hull in pixels of ``rgb`` (None when it was not found: the numbers then describe the whole crop).
+    whether that direction is a guess (a round pill whose strokes show no line direction: two short lines, a
+    faint face), and the pill's hull in pixels of ``rgb`` (None when it was not found: the numbers then describe the whole crop).
 
     The pill: GrabCut's hull, else the threshold's (a pill that reaches the crop's edge); text runs along the
     long axis, or for a round pill along its strokes. The whole crop when neither finds the pill.
@@ -291,11 +291,11 @@ def variants(rgb: np.ndarray) -> Bands:
     whose line reads most confidently scored the same on the sets for 7 ms less, but on two-line text both lines
     are garbage either way up (0.66 vs 0.64 on 'YH' over '250'): a coin toss exactly where pairs matter.
     """
-    centre, axis, long_px, short_px, two_lines, hull = _geometry(rgb)
+    centre, axis, long_px, short_px, undirected, hull = _geometry(rgb)
     aspect, length = (long_px / max(short_px, 1e-6), long_px) if hull is not None else (None, None)
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     angles = (0, 180, 90, 270) if long_px < ROUND_ASPECT * short_px else (0, 180)
-    if two_lines:  # no line direction to go by: every 45 degrees, so that no text is read more than 22.5 off
+    if undirected:  # no line direction to go by: every 45 degrees, so that no text is read more than 22.5 off
         angles += DIAGONALS
     base = np.degrees(np.arctan2(axis[1], axis[0]))
     # one anti-aliased downscale so the finest band is sampled at about 1 px per output px
@@ -308,7 +308,7 @@ def variants(rgb: np.ndarray) -> Bands:
         along, across = (long_px, short_px) if a in (0, 180) else (short_px, long_px)
         theta = np.radians(base + a)
         singles.append(_band(bgr, centre, theta, along, across, *LINE))
-        if a in (0, 180) or two_lines:
+        if a in (0, 180) or undirected:
             upper, lower = (_band(bgr, centre, theta, along, across, *b) for b in TWO_LINES)
             pairs.append((upper, lower))
     return Bands(singles, pairs, [float(base + a) for a in angles], aspect, length, hull)
