@@ -16,8 +16,7 @@ SEG_PX, SEG_ITERS, SEG_MARGIN = 64, 3, 0.1
 # pale background for its shadowed rim (evaluation: a round 'SJ' face measured 2.4:1 and read as nothing), and
 # the reader's bands then missed the text. Evaluation set 0.533 / 0.629 -> 0.538 / 0.634 top-1 / top-5 (pair-photo
 # 0.773 -> 0.787), tuning 0.586 / 0.672 -> 0.590 / 0.674 (0.05 the same, 0.2: 0.583 / 0.672); wrong-but-sure 0.
-# 0 turns it off.
-SEG_CENTRE = 0.1
+SEG_CENTRE = 0.1  # 0: no sure centre
 # The pill touches all four sides of its box, which spans 1 / 1.16 of a reader's crop (8% margin): a hull narrower
 # than this share of the crop in either direction has lost part of the pill, and GrabCut runs again at RETRY_PX
 # (about 9x the time of SEG_PX, paid only by those crops). White faces of official photos on photo-like backgrounds:
@@ -28,8 +27,9 @@ OUTLINE_PX = 128  # the size a pill crop is segmented at by ``pill_outline``
 
 
 def pill_hull(rgb: np.ndarray) -> np.ndarray | None:
-    """Convex hull (N x 1 x 2, pixels of ``rgb``) of the pill in a loose crop: GrabCut's, else the threshold's
-    (a pill that reaches the crop's edge); None when neither finds it."""
+    """Convex hull (N x 1 x 2, pixels of ``rgb``) of the pill in a loose crop: GrabCut's (a second, finer look when
+    the first hull is too narrow to be the whole pill), else the threshold's (a pill that reaches the crop's edge);
+    None when neither finds it."""
     hull = _grabcut_hull(rgb)
     if hull is not None and _span(hull, rgb.shape) < SHORT_SPAN:  # part of the pill: look again, closer
         again = _grabcut_hull(rgb, RETRY_PX)
@@ -55,7 +55,7 @@ def pill_outline(rgb: np.ndarray) -> np.ndarray | None:
 def _grabcut_hull(rgb: np.ndarray, px: int = SEG_PX) -> np.ndarray | None:
     """The pill's hull by GrabCut, None when it cannot be told from the rest.
 
-    GrabCut at SEG_PX: the crop's outer ring is background, its inside probably pill and its very centre surely
+    GrabCut at ``px`` pixels: the crop's outer ring is background, its inside probably pill and its very centre surely
     pill. Colour models of both beat a threshold on the distance to the border colour on busy backgrounds
     (multi-coloured cloth, shadows, a white pill on paper): see ``imprint._geometry``.
     """
