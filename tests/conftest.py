@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -14,6 +15,17 @@ from pillcheck.catalog.importer import import_dir
 SHARED = Path(os.environ.get("PILLCHECK_SHARED_DATA", config.REPO_ROOT.parent / "shared" / "data"))
 MFDS = SHARED / "mfds"
 needs_shared = pytest.mark.skipif(not MFDS.is_dir(), reason=f"official data not found at {MFDS}")
+PHOTOS = SHARED / "photos" / "catalog_reference" / "set_a"
+
+
+def white_ruler_photos() -> list[dict]:
+    """The official photos of white products on the ruler grid (labels.csv rows, by ITEM_SEQ): white pills on the
+    light grid are the hard case for cutting and segmenting. Skips when the photos are absent."""
+    if not (PHOTOS / "labels.csv").is_file():
+        pytest.skip(f"reference photos not found at {PHOTOS}")
+    with open(PHOTOS / "labels.csv", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["photo_style"] == "ruler_grid" and r["color_front"] == "하양"]
+    return sorted(rows, key=lambda r: r["item_seq"])
 
 
 @pytest.fixture(scope="session")

@@ -3,17 +3,13 @@ whole, whatever its colour (white pills on the light grid are the hard case)."""
 
 from __future__ import annotations
 
-import csv
-
 import cv2
 import duckdb
 import numpy as np
 import pytest
 
 from pillcheck.training.cutouts import PX_PER_MM_PER_WIDTH, extract
-from tests.conftest import SHARED, needs_shared
-
-PHOTOS = SHARED / "photos" / "catalog_reference" / "set_a"
+from tests.conftest import PHOTOS, needs_shared, white_ruler_photos
 
 
 def _sides(rgba: np.ndarray) -> tuple[float, float]:
@@ -21,20 +17,12 @@ def _sides(rgba: np.ndarray) -> tuple[float, float]:
     return max(w, h), min(w, h)
 
 
-def _white_ruler_photos(n: int) -> list[dict]:
-    if not (PHOTOS / "labels.csv").is_file():
-        pytest.skip(f"reference photos not found at {PHOTOS}")
-    with open(PHOTOS / "labels.csv", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["photo_style"] == "ruler_grid" and r["color_front"] == "하양"]
-    return sorted(rows, key=lambda r: r["item_seq"])[:n]
-
-
 @needs_shared
 def test_white_pills_are_cut_whole(official_db):
     """60 white products: both faces of a pill have one size, and the long side at the ruler's scale is the
     catalog's (0.90-1.15). When the pale half of a face was lost: 53 of 57 pairs and 106 of 115 faces; now 56
     and 111."""
-    rows = _white_ruler_photos(60)
+    rows = white_ruler_photos()[:60]
     with duckdb.connect(str(official_db), read_only=True) as con:
         length = dict(con.execute("SELECT item_seq, max(leng_long) FROM appearance GROUP BY 1").fetchall())
     pairs = agree = measured = right_length = 0

@@ -24,11 +24,10 @@ from pillcheck.inference.imprint import (
 )
 from pillcheck.inference.session import ModelError
 
-from .conftest import SHARED, needs_shared
+from .conftest import PHOTOS, needs_shared
 
 MODEL = config.MODELS_DIR / "imprint_rec.onnx"
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason=f"imprint model not found at {MODEL}")
-PHOTOS = SHARED / "photos" / "catalog_reference" / "set_a"
 
 
 @pytest.fixture(scope="module")

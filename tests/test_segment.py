@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-
 import cv2
 import numpy as np
-import pytest
 
 from pillcheck.inference import segment
 from pillcheck.inference.segment import pill_hull, pill_outline
 from pillcheck.pipeline import IMPRINT_MARGIN, imprint_crop
 from pillcheck.training.cutouts import extract
 from pillcheck.training.identify_set import place
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import PHOTOS, needs_shared, white_ruler_photos
 
 
 def test_a_crop_with_nothing_to_find_gives_no_hull():
@@ -36,12 +33,7 @@ def test_a_white_pill_on_a_pale_background_is_found_whole(monkeypatch):
     the shadowed rim of a white pill on a pale background (a round face measured 2.4:1 in the evaluation set, its
     text then missed). Seeding the centre as pill, and segmenting a hull that spans too little of its crop again at
     a finer size, leave 4 such hulls of 240 (spanning < 70%) against 14 (10 with the seed alone)."""
-    photos = SHARED / "photos" / "catalog_reference" / "set_a"
-    if not (photos / "labels.csv").is_file():
-        pytest.skip(f"reference photos not found at {photos}")
-    with open(photos / "labels.csv", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["photo_style"] == "ruler_grid" and r["color_front"] == "하양"]
-    faces = [c.rgba for r in sorted(rows, key=lambda r: r["item_seq"])[-40:] for c in extract(photos / r["file"])]
+    faces = [c.rgba for r in white_ruler_photos()[-40:] for c in extract(PHOTOS / r["file"])]
 
     def short_hulls() -> int:
         rng = np.random.default_rng(0)

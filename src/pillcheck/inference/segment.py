@@ -31,9 +31,10 @@ def pill_hull(rgb: np.ndarray) -> np.ndarray | None:
     the first hull is too narrow to be the whole pill), else the threshold's (a pill that reaches the crop's edge);
     None when neither finds it."""
     hull = _grabcut_hull(rgb)
-    if hull is not None and _span(hull, rgb.shape) < SHORT_SPAN:  # part of the pill: look again, closer
+    span = _span(hull, rgb.shape) if hull is not None else 1.0
+    if span < SHORT_SPAN:  # part of the pill: look again, closer
         again = _grabcut_hull(rgb, RETRY_PX)
-        if again is not None and _span(again, rgb.shape) > _span(hull, rgb.shape):
+        if again is not None and _span(again, rgb.shape) > span:
             hull = again
     return _threshold_hull(rgb) if hull is None else hull
 
