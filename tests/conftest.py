@@ -14,6 +14,7 @@ from pillcheck.catalog.importer import import_dir
 
 SHARED = Path(os.environ.get("PILLCHECK_SHARED_DATA", config.REPO_ROOT.parent / "shared" / "data"))
 MFDS = SHARED / "mfds"
+HIRA = SHARED / "hira"
 needs_shared = pytest.mark.skipif(not MFDS.is_dir(), reason=f"official data not found at {MFDS}")
 PHOTOS = SHARED / "photos" / "catalog_reference" / "set_a"
 
@@ -33,7 +34,7 @@ def official_db(tmp_path_factory) -> Path:
     if not MFDS.is_dir():
         pytest.skip(f"official data not found at {MFDS}")
     db = tmp_path_factory.mktemp("official") / "pillcheck.duckdb"
-    import_dir(MFDS, db)
+    import_dir([MFDS, HIRA] if HIRA.is_dir() else MFDS, db)
     return db
 
 

@@ -3,7 +3,8 @@
 It answers the MFDS operations the way data.go.kr does (JSON envelope, pageNo/numOfRows paging, totalCount):
 DUR 성분 operations page through the real API dumps in ../shared/data/mfds/api_dumps; the operations we have
 recorded responses for replay them from api_samples (totalCount set to the items the recording holds, since
-a recording is one page); every other operation answers with the recorded empty response.
+a recording is one page); every other operation answers with the recorded empty response. Published files (the
+HIRA list) are served whole under /files/<name>.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ SAMPLES = {
 
 
 class ReplayServer:
-    def __init__(self, mfds: Path, key: str = "test-key") -> None:
+    def __init__(self, mfds: Path, key: str = "test-key", files: dict[str, Path] | None = None) -> None:
         self.mfds, self.key = mfds, key
+        self.files = files or {}  # /files/<name> -> a published file (no key), e.g. the HIRA list
+        self.file_body: dict[str, bytes] = {}  # a name -> bytes to answer instead (an error page)
         self.hits: Counter[str] = Counter()
         self.fail: dict[tuple[str, int], int] = {}  # (operation, page) -> how many times to answer 503
         self.down = False  # answer 500 to everything
@@ -70,6 +73,15 @@ class ReplayServer:
         op = url.path.rsplit("/", 1)[-1]
         page, rows = int(q.get("pageNo", 1)), int(q.get("numOfRows", 10))
         self.hits[op] += 1
+        if url.path.startswith("/files/"):
+            if self.down or self.fail.get((op, 1), 0) > 0:
+                self.fail[op, 1] = self.fail.get((op, 1), 1) - 1
+                return self._send(req, 503, b"Service Unavailable")
+            if op in self.file_body:
+                return self._send(req, 200, self.file_body[op])
+            if op not in self.files:
+                return self._send(req, 404, b"Not Found")
+            return self._send(req, 200, self.files[op].read_bytes())
         if q.get("serviceKey") != self.key:
             return self._send(req, 401, b"Unauthorized")
         if self.down:

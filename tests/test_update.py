@@ -2,31 +2,54 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
 
-from pillcheck.catalog.sources import Fetcher, UpdateError, download, operations, update
+from pillcheck.catalog.sources import (
+    Fetcher,
+    UpdateError,
+    download,
+    download_files,
+    file_sources,
+    operations,
+    update,
+)
 
-from .conftest import MFDS, needs_shared
+from .conftest import HIRA, MFDS, needs_shared
 from .replay_server import ReplayServer
 
 pytestmark = needs_shared
 
 
+def _hira_files() -> dict[str, Path]:
+    lists = sorted(HIRA.glob("drug_prices_*.csv"))
+    if not lists:
+        pytest.skip(f"the HIRA list is not in {HIRA}")
+    return {"hira": lists[-1]}
+
+
+def _served(srv: ReplayServer) -> list:
+    return [dataclasses.replace(f, url=f"{srv.base}/files/hira") for f in file_sources()]
+
+
 def test_update_downloads_pages_and_imports(tmp_path):
     sleeps: list[float] = []
-    with ReplayServer(MFDS) as srv:
+    with ReplayServer(MFDS, files=_hira_files()) as srv:
         fetcher = Fetcher(srv.base, srv.key, sleep=sleeps.append)
         srv.fail[("getUsjntTabooInfoList02", 3)] = 2  # two 503s, then the page
         result = update(tmp_path / "u.duckdb", dest=tmp_path / "dl", fetcher=fetcher, progress=False,
-                        extra_dir=MFDS / "pill_identification")
+                        extra_dir=MFDS / "pill_identification", srcs=_served(srv))
     assert sleeps == [1.0, 2.0]  # exponential backoff
+    month = time.strftime("%Y-%m")
+    assert result["files"] == {"hira_drug_prices": f"drug_prices_{month}.csv"}
     assert result["downloaded"]["dur_usjnt_taboo"] >= 1800
     pages = list((tmp_path / "dl" / "dur_usjnt_taboo").glob("page_*.json"))
     assert len(pages) == -(-result["downloaded"]["dur_usjnt_taboo"] // 100)
@@ -37,6 +60,27 @@ def test_update_downloads_pages_and_imports(tmp_path):
                            ).fetchall()[0][0] == 1
         assert con.execute("SELECT count(*) FROM easy_info").fetchall()[0][0] >= 1
         assert con.execute("SELECT value FROM meta WHERE key = 'data'").fetchall()[0][0] == "official"
+        # the reimbursement list came with it: joined products, dated by the month it was fetched
+        assert con.execute("SELECT count(*) FROM item_market").fetchall()[0][0] > 13_000
+        assert con.execute("SELECT value FROM meta WHERE key = 'hira_list_date'").fetchall()[0][0] == month
+
+
+def test_published_file_is_retried_checked_and_not_fetched_twice(tmp_path):
+    with ReplayServer(MFDS, files=_hira_files()) as srv:
+        srcs = _served(srv)
+        srv.file_body["hira"] = b"<html><body>maintenance</body></html>"  # a gateway's page, answered with 200
+        with pytest.raises(UpdateError, match="not the expected table"):
+            download_files(tmp_path, Fetcher(srv.base, srv.key, retries=2, sleep=lambda s: None), srcs)
+        assert not list((tmp_path / "hira_drug_prices").glob("drug_prices_*"))  # nothing half-kept
+        del srv.file_body["hira"]
+        srv.fail[("hira", 1)] = 1
+        sleeps: list[float] = []
+        got = download_files(tmp_path, Fetcher(srv.base, srv.key, sleep=sleeps.append), srcs, month="2026-05")
+        assert sleeps == [1.0] and got == {"hira_drug_prices": "drug_prices_2026-05.csv"}
+        assert (tmp_path / "hira_drug_prices" / got["hira_drug_prices"]).read_bytes() == srv.files["hira"].read_bytes()
+        srv.hits.clear()
+        assert download_files(tmp_path, Fetcher(srv.base, srv.key), srcs, month="2026-06") == got
+        assert srv.hits["hira"] == 0
 
 
 def test_interrupted_update_resumes_without_refetching(tmp_path):
@@ -74,9 +118,10 @@ def test_cli_update_end_to_end_keeps_old_db_when_it_fails(tmp_path, demo_db):
     shutil.copy(demo_db, db)
     before = db.read_bytes()
     env = {**os.environ, "PILLCHECK_SERVICE_KEY": "test-key", "PILLCHECK_HOME": str(tmp_path / "home")}
-    with ReplayServer(MFDS) as srv:
+    with ReplayServer(MFDS, files=_hira_files()) as srv:
         srv.down = True
         env["PILLCHECK_API_BASE"] = srv.base
+        env["PILLCHECK_HIRA_DRUG_PRICES_URL"] = f"{srv.base}/files/hira"
         bad = subprocess.run([sys.executable, "-m", "pillcheck.cli", "data", "update", "--db", str(db), "--quiet"],
                              env=env, capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and "HTTP 500" in bad.stderr and "Traceback" not in bad.stderr

@@ -49,9 +49,10 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     from pillcheck.catalog.importer import import_dir
 
     db = args.db or config.default_db()
-    kind = "demo" if Path(args.dir).resolve() == config.DEMO_DIR.resolve() else "official"
-    counts = import_dir(Path(args.dir), db, data_kind=kind)
-    print(f"imported {args.dir} -> {db} in {counts.pop('seconds')} s: "
+    dirs = args.dir if isinstance(args.dir, list) else [args.dir]
+    kind = "demo" if [Path(d).resolve() for d in dirs] == [config.DEMO_DIR.resolve()] else "official"
+    counts = import_dir([Path(d) for d in dirs], db, data_kind=kind)
+    print(f"imported {' '.join(map(str, dirs))} -> {db} in {counts.pop('seconds')} s: "
           + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     if kind == "demo":
         print(DEMO_BANNER)
@@ -87,14 +88,34 @@ def catalog_stats(cat) -> dict:
     con = cat.cursor()
     out: dict = {"data": cat.data, "built_at": cat.meta.get("built_at")}
     out.update({k: con.execute(q).fetchall()[0][0] for k, q in STATS_SQL.items()})
-    n = out["pill catalog items"] or 1
+    n = total = out["pill catalog items"] or 1
     out["ingredient coverage"] = round(out["catalog items with >=1 ingredient"] / n, 4)
     out["DUR code coverage"] = round(out["catalog items with >=1 DUR ingredient code"] / n, 4)
     out["rules"] = dict(con.execute("SELECT type_name, count(*) FROM dur_rules GROUP BY 1 ORDER BY 1").fetchall())
     out["rules"]["분할주의 (products)"] = con.execute("SELECT count(*) FROM split_rules").fetchall()[0][0]
     out["ingredient sources"] = dict(con.execute(
         "SELECT source, count(DISTINCT item_seq) FROM item_ingredients GROUP BY 1 ORDER BY 1").fetchall())
+    # Coverage of pill-catalog products by the most trusted source that named their ingredients (importer tiers).
+    tiers = con.execute(f"""
+        WITH best AS (SELECT item_seq, min({_TIER}) AS tier, bool_or(ingr_code IS NOT NULL) AS coded
+                      FROM item_ingredients WHERE item_seq IN (SELECT item_seq FROM appearance) GROUP BY 1)
+        SELECT tier, count(*), count(*) FILTER (WHERE coded) FROM best GROUP BY 1 ORDER BY 1""").fetchall()
+    out["ingredient coverage by source"] = {_TIER_NAMES[t]: round(n / total, 4) for t, n, _ in tiers}
+    out["DUR code coverage by source"] = {_TIER_NAMES[t]: round(c / total, 4) for t, _, c in tiers}
+    if cat.meta.get("hira_list_date"):
+        hira = con.execute("""SELECT count(*), count(DISTINCT item_seq), count(*) FILTER (WHERE item_seq IS NULL),
+            count(DISTINCT item_seq) FILTER (WHERE join_method = 'name'),
+            count(DISTINCT item_seq) FILTER (WHERE join_method = 'name_company'),
+            (SELECT count(*) FROM item_market WHERE item_seq IN (SELECT item_seq FROM appearance))
+            FROM hira_products""").fetchall()[0]
+        out[f"reimbursement list {cat.meta['hira_list_date']}"] = dict(zip(
+            ("rows", "products joined", "rows not joined", "joined by name", "joined by name + company",
+             "pill catalog items on the list"), hira))
     return out
+
+
+_TIER = "CASE WHEN source IN ('dur_product', 'main_ingr', 'permit') THEN 1 WHEN source = 'hira' THEN 2 ELSE 3 END"
+_TIER_NAMES = {1: "official product data (DUR 품목, 허가)", 2: "HIRA generic name", 3: "product name"}
 
 
 def cmd_data_stats(args: argparse.Namespace) -> int:
@@ -108,7 +129,7 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
         if isinstance(v, dict):
             print(f"{k}:")
             for kk, vv in v.items():
-                print(f"  {kk:<28} {vv:>8,}")
+                print(f"  {kk:<40} {vv:>8.1%}" if isinstance(vv, float) else f"  {kk:<40} {vv:>8,}")
         elif isinstance(v, float):
             print(f"{k:<44} {v:.1%}")
         else:
@@ -154,6 +175,7 @@ def _batch_lines(path: str) -> Iterator[str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from pillcheck.catalog.status import product_status
     from pillcheck.safety.dur import check
 
     cat = _open(args)
@@ -176,15 +198,49 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not args.items:
         raise UserError("give item codes (ITEM_SEQ) or --batch FILE")
     result = check(cat.dur, args.items, _profile(args.age, args.pregnant))
+    products = product_status(cat.cursor(), args.items)
     if args.json:
-        _emit(result.to_dict())
+        _emit({**result.to_dict(), "products": products})
     else:
         _print_check(result, cat)
+        _print_status(products, cat)
     return 0
 
 
+def _print_status(products: dict[str, dict], cat) -> None:
+    """Recalls first (they change what a person should do), then which products are not on the current list."""
+    from pillcheck.catalog.status import list_date
+
+    names = cat.dur.items
+    for seq, st in products.items():
+        for r in st["recalls"]:
+            print(f"!! recall: {seq} {names.get(seq, ('',))[0]} — {r['reason']}"
+                  + (f" [{r['date']}]" if r["date"] else ""))
+    missing = [seq for seq, st in products.items() if "market" in st and st["market"] is None and seq in names]
+    if missing:
+        date = list_date(cat.cursor())
+        print(f"not on the {date} reimbursement list (OTC, or possibly no longer sold): {' '.join(missing)}")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
+    from pillcheck.catalog import status
+
     cat = _open(args)
+    if args.barcode:
+        try:
+            found = status.by_barcode(cat.cursor(), args.barcode)
+        except status.BarcodeError as exc:
+            raise UserError(str(exc)) from exc
+        if args.json:
+            _emit({"barcode": args.barcode, "results": found, "data": cat.data})
+        elif not found:
+            print(f"no product with package code {args.barcode} in this catalog")
+        for f in found:
+            print(f"{f['item_seq'] or '(not in the pill catalog)'}  {f['name']}  [{f['company'] or ''}]  "
+                  f"from the {'reimbursement list' if f['source'] == 'hira' else 'recall notices'}")
+        return 0
+    if not args.text:
+        raise UserError("give a name or imprint to search for, or --barcode CODE")
     hits = cat.search.search(args.text, limit=args.limit)
     if args.json:
         _emit({"query": args.text, "results": [h.to_dict() for h in hits], "data": cat.data})
@@ -435,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="build and inspect the catalog database").add_subparsers(dest="data_cmd",
                                                                                                required=True)
     imp = data.add_parser("import", help="import official files from a folder (nedrug bulk files, API dumps/pages)")
-    imp.add_argument("dir", type=Path)
+    imp.add_argument("dir", type=Path, nargs="+", help="one folder or several (e.g. ../shared/data, or mfds/ hira/)")
     _db_arg(imp)
     imp.set_defaults(func=cmd_data_import)
     demo = data.add_parser("demo", help="build the catalog from the small fictitious demo fixture")
@@ -464,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_check)
 
     se = sub.add_parser("search", help="fuzzy search over product names and imprints")
-    se.add_argument("text")
+    se.add_argument("text", nargs="?", help="product name, company or imprint")
+    se.add_argument("--barcode", default=None, help="the package barcode (표준코드 / EAN-13, GTIN-14 or GS1 string)")
     se.add_argument("--limit", type=int, default=10)
     se.add_argument("--json", action="store_true")
     _db_arg(se)

@@ -18,6 +18,7 @@ import numpy as np
 from pillcheck import config, images
 from pillcheck.catalog.db import Catalog, open_catalog
 from pillcheck.catalog.identify import Face, Identification
+from pillcheck.catalog.status import by_barcode, product_status
 from pillcheck.inference import measure, models
 from pillcheck.inference.appearance import Appearance, crop
 from pillcheck.inference.detector import Detections
@@ -61,6 +62,7 @@ class Report:
     data: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     possible: list[dict] = field(default_factory=list)  # what the pills not identified could mean
+    products: dict[str, dict] = field(default_factory=dict)  # market status and recalls (catalog.status)
 
     @property
     def not_identified(self) -> list[int]:
@@ -72,6 +74,7 @@ class Report:
                 "warnings": chk["warnings"], "unchecked": chk["unchecked"], "unknown": chk["unknown"],
                 "not_identified": self.not_identified, "checks_run": chk["checks_run"],
                 "checks_skipped": chk["checks_skipped"], "possible_warnings": self.possible, "my_meds": self.my_meds,
+                "products": self.products,
                 "data": self.data, "timings_ms": self.timings_ms}
 
 
@@ -187,6 +190,8 @@ class Pipeline:
         items = [p.item_seq for p in pills if p.item_seq] + meds
         result = check(self.catalog.dur, items, profile)
         possible = possible_warnings(self.catalog.dur, items, unidentified([p.to_dict() for p in pills]), profile)
+        best = [p.identification.best.item_seq for p in pills if p.identification.best]
+        products = product_status(self.catalog.cursor(), items + best)
         t["check"] = time.perf_counter()
         steps = ["decode", "detect", "identify", "check"]
         prev = t["start"]
@@ -194,7 +199,11 @@ class Pipeline:
         for s in steps:
             timings[s] = round((t[s] - prev) * 1000, 1)
             prev = t[s]
-        return Report(*photo.size, pills, result, meds, self.catalog.data, timings, possible)
+        return Report(*photo.size, pills, result, meds, self.catalog.data, timings, possible, products)
+
+    def products_for_barcode(self, code: str) -> list[dict]:
+        """The product(s) a package barcode (표준코드) names; ``BarcodeError`` when the code is not one."""
+        return by_barcode(self.catalog.cursor(), code)
 
 
 def unidentified(pills: list[dict]) -> dict[int, list[tuple[str, float]]]:
@@ -269,3 +278,8 @@ def default() -> Pipeline:
 def analyze(photo, my_meds: list[str] | None = None, profile: Profile | None = None, **kw) -> Report:
     """``Pipeline.analyze`` on the process-wide pipeline (catalog from $PILLCHECK_DB, models from models/)."""
     return default().analyze(photo, my_meds, profile, **kw)
+
+
+def products_for_barcode(code: str) -> list[dict]:
+    """``Pipeline.products_for_barcode`` on the process-wide pipeline: 표준코드 (EAN-13 / GS1) -> product(s)."""
+    return default().products_for_barcode(code)

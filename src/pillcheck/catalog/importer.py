@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 from rapidfuzz import fuzz, process
 
+from pillcheck.catalog import hira
 from pillcheck.catalog.normalize import (
     clean,
     form_category,
@@ -317,6 +318,38 @@ def ingredients_from_names(items: pd.DataFrame, known: set[str], ori: pd.DataFra
     return df
 
 
+# ---------------------------------------------------------------- HIRA reimbursement list
+def build_hira(tables: list[SourceTable], items: pd.DataFrame, allrows: pd.DataFrame, ingredients: pd.DataFrame,
+               known: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str | None]:
+    """The list's rows joined to ITEM_SEQ, each joined product's market row and its ingredient rows (``known``:
+    the ingredient rows from products' own official data, which teach the 주성분코드 groups)."""
+    lists = _of_kind(tables, "hira_list")
+    if not lists:
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), None
+    frames, dates = [], []
+    for t in lists:
+        df, date = t.df, hira.list_date(t.path.name)
+        dates.append(date)
+        frames.append(pd.DataFrame({
+            "std_cd": _col(df, "STD_CD"), "edi_code": _col(df, "EDI_CODE"), "name": _col(df, "PRODUCT_NAME"),
+            "spec": _col(df, "SPEC"), "unit": _col(df, "UNIT"), "price_cap": _num(_col(df, "PRICE_CAP")),
+            "entp_name": _col(df, "ENTP_NAME"), "gnl_code": _col(df, "GNL_NM_CD"), "gnl_name": _col(df, "GNL_NM"),
+            "route": _col(df, "ROUTE"), "class_no": _col(df, "HIRA_CLASS"), "list_date": date,
+        }))
+    rows = pd.concat(frames, ignore_index=True).dropna(subset=["edi_code", "name"])
+    latest = max((d for d in dates if d), default=None)
+    if latest:  # several monthly lists: the newest one says what is on the market
+        rows = rows[rows["list_date"].isna() | (rows["list_date"] == latest)]
+    joined = hira.join_items(rows.drop_duplicates(["std_cd", "edi_code"]), items)
+    eng = pd.concat([allrows[["ingr_code", "ingr_eng"]],
+                     allrows[["partner_code", "partner_eng"]].set_axis(["ingr_code", "ingr_eng"], axis=1),
+                     ingredients[["ingr_code", "eng_name"]].set_axis(["ingr_code", "ingr_eng"], axis=1)])
+    names = hira.IngredientNames(eng["ingr_code"], eng["ingr_eng"])
+    kor = dict(zip(ingredients["ingr_code"], ingredients["kor_name"]))
+    groups = hira.ingredient_groups(joined["gnl_code"], joined["item_seq"], known)
+    return joined, hira.item_market(joined, latest), hira.ingredients(joined, names, kor, groups), latest
+
+
 # ---------------------------------------------------------------- misc tables
 def build_misc(tables: list[SourceTable]) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
@@ -335,6 +368,7 @@ def build_misc(tables: list[SourceTable]) -> dict[str, pd.DataFrame]:
             "item_seq": _col(r, "ITEM_SEQ"), "product": _col(r, "PRDUCT"), "company": _col(r, "ENTRPS"),
             "reason": _col(r, "RTRVL_RESN"), "enforced": _col(r, "ENFRC_YN"),
             "command_date": _col(r, "RECALL_COMMAND_DATE").fillna(_col(r, "RTRVL_CMMND_DT")),
+            "std_cd": _col(r, "STD_CD"),
         })
     easy = [t.df for t in _of_kind(tables, "easy_info")]
     if easy:
@@ -393,8 +427,19 @@ def build_database(tables: list[SourceTable], db_path: Path, *, data_kind: str =
     ingr = pd.concat(prod_ingr, ignore_index=True) if prod_ingr else pd.DataFrame(
         columns=["item_seq", "ingr_code", "m_code", "ingr_name", "source", "confidence"])
     ingr = ingr[ingr["item_seq"].isin(set(items["item_seq"]))]
-    named = ingredients_from_names(items, set(ingr["item_seq"]), ori, ingredients)
-    ingr = pd.concat([ingr, named], ignore_index=True)
+    # Trust in tiers: a product's own official ingredient data; else the HIRA generic name of the product it
+    # was joined to; else the ingredient written in its name.
+    # When the generic name holds a substance no DUR name matched (HIRA writes 'cyclosporin', the rules
+    # 'Cyclosporine'), the name's ingredient stands in for it: coded rows from both, the uncoded HIRA rows dropped.
+    hira_rows, market, hira_ingr, hira_date = build_hira(tables, items, allrows, ingredients, ingr)
+    complete: set[str] = set()
+    if len(hira_ingr):
+        hira_ingr = hira_ingr[~hira_ingr["item_seq"].isin(set(ingr["item_seq"]))]
+        complete = set(hira_ingr["item_seq"]) - set(hira_ingr.loc[hira_ingr["ingr_code"].isna(), "item_seq"])
+    named = ingredients_from_names(items, set(ingr["item_seq"]) | complete, ori, ingredients)
+    if len(hira_ingr):
+        hira_ingr = hira_ingr[hira_ingr["ingr_code"].notna() | ~hira_ingr["item_seq"].isin(set(named["item_seq"]))]
+    ingr = pd.concat([ingr, hira_ingr, named], ignore_index=True)
     ingr = ingr.sort_values("confidence", ascending=False).drop_duplicates(
         ["item_seq", "ingr_code", "m_code", "ingr_name"])
 
@@ -411,19 +456,24 @@ def build_database(tables: list[SourceTable], db_path: Path, *, data_kind: str =
         _insert(con, "split_rules", splits[splits["item_seq"].isin(set(items["item_seq"]))])
         for table, df in easy.items():
             _insert(con, table, df)
+        _insert(con, "hira_products", hira_rows)
+        _insert(con, "item_market", market)
         meta = {
             "data": data_kind,
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "source_dir": source_dir,
             "rule_sources": ";".join(sorted(set(rules["source"]))),
         }
+        if hira_date:
+            meta["hira_list_date"] = hira_date
         con.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
         con.execute(dur.MATERIALIZE)
         con.execute("CREATE INDEX item_ingredients_item ON item_ingredients (item_seq)")
         con.execute("COMMIT")
         con.execute("CHECKPOINT")
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                  for t in ("items", "appearance", "item_ingredients", "dur_rules", "item_rules", "split_rules")}
+                  for t in ("items", "appearance", "item_ingredients", "dur_rules", "item_rules", "split_rules",
+                            "hira_products", "item_market")}
     finally:
         con.close()
     return counts

@@ -46,6 +46,13 @@ DUR_KO = {
     "비고": "REMARK", "상태": "DEL_YN", "계열명": "SERS_NAME",
 }
 
+# HIRA 약제급여목록 (as HIRA and the 약가마스터 publish it) Korean header -> canonical field.
+HIRA_KO = {
+    "표준코드": "STD_CD", "제품코드": "EDI_CODE", "제품명": "PRODUCT_NAME", "규격": "SPEC", "단위": "UNIT",
+    "상한금액": "PRICE_CAP", "업체명": "ENTP_NAME", "주성분코드": "GNL_NM_CD", "주성분명": "GNL_NM", "투여": "ROUTE",
+    "분류": "HIRA_CLASS",
+}
+
 # The 병용금기 API spells some fields differently from the other six DUR operations.
 API_ALIASES = {
     "INGR_KOR_NAME": "INGR_NAME", "MIX": "MIX_INGR", "ORI": "ORI_INGR", "CLASS": "CLASS_NAME",
@@ -57,6 +64,7 @@ API_ALIASES = {
 KINDS: list[tuple[str, set[str], set[str]]] = [
     # (kind, required columns, columns that must be absent)
     ("catalog", {"ITEM_SEQ", "ITEM_NAME", "PRINT_FRONT", "DRUG_SHAPE"}, set()),
+    ("hira_list", {"EDI_CODE", "PRODUCT_NAME", "GNL_NM_CD"}, set()),
     ("dur_rule", {"TYPE_NAME", "INGR_CODE", "INGR_NAME"}, {"ITEM_SEQ"}),
     ("dur_product", {"TYPE_NAME", "ITEM_SEQ", "ITEM_NAME"}, set()),
     ("permit_detail", {"ITEM_SEQ", "ITEM_NAME", "MAIN_ITEM_INGR"}, set()),
@@ -68,7 +76,8 @@ KINDS: list[tuple[str, set[str], set[str]]] = [
 ]
 
 # File names the official sources use: a file with such a name that does not parse is an error, not a skip.
-KNOWN_NAMES = ("OpenData_PotOpen", "dur_", "drug_max_dosage", "medicine_recalls", "mark_codes", "mark_image_data")
+KNOWN_NAMES = ("OpenData_PotOpen", "dur_", "drug_max_dosage", "medicine_recalls", "mark_codes", "mark_image_data",
+               "drug_prices")
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
@@ -95,6 +104,8 @@ def _canonical(df: pd.DataFrame) -> pd.DataFrame:
         df = df.rename(columns=DUR_KO)
     elif "품목일련번호" in df.columns:
         df = df.rename(columns=CATALOG_KO)
+    elif "주성분코드" in df.columns and "제품코드" in df.columns:
+        df = df.rename(columns=HIRA_KO)
     df = df.rename(columns=API_ALIASES)
     df = df.loc[:, [c for c in df.columns if c and not c.startswith(("Unnamed", "column"))]]
     return df.astype(object).where(df.notna(), None)

@@ -67,7 +67,7 @@ CREATE TABLE item_ingredients (
     ingr_code  TEXT,
     m_code     TEXT,
     ingr_name  TEXT,
-    source     TEXT NOT NULL,   -- dur_product / main_ingr / permit / name
+    source     TEXT NOT NULL,   -- dur_product / main_ingr / permit / hira / name
     confidence DOUBLE NOT NULL
 );
 
@@ -119,13 +119,45 @@ CREATE TABLE max_daily_dose (
 );
 
 CREATE TABLE recalls (
-    item_seq TEXT, product TEXT, company TEXT, reason TEXT, enforced TEXT, command_date TEXT
+    item_seq TEXT, product TEXT, company TEXT, reason TEXT, enforced TEXT, command_date TEXT,
+    std_cd   TEXT                -- the recalled packages' barcodes (표준코드), comma-separated
 );
 
 CREATE TABLE easy_info (
     item_seq TEXT PRIMARY KEY, item_name TEXT, entp_name TEXT,
     efficacy TEXT, use_method TEXT, warning TEXT, caution TEXT, interaction TEXT,
     side_effect TEXT, storage TEXT, updated TEXT
+);
+
+-- HIRA 약제급여목록: one row per listed package (표준코드 = the package barcode), joined to ITEM_SEQ where the
+-- name join is unambiguous (catalog/hira.py). 주성분코드 (gnl_code) = ingredient + strength + route + form.
+CREATE TABLE hira_products (
+    std_cd      TEXT,
+    edi_code    TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    spec        TEXT,
+    unit        TEXT,
+    price_cap   DOUBLE,
+    entp_name   TEXT,
+    gnl_code    TEXT,
+    gnl_name    TEXT,
+    route       TEXT,
+    class_no    TEXT,
+    item_seq    TEXT,           -- NULL: not joined (ambiguous, or not in the catalog)
+    join_method TEXT,           -- name / name_company
+    list_date   TEXT            -- the month of the list, e.g. 2026-04
+);
+
+-- Market status of catalog products: on the reimbursement list of list_date. Products sharing gnl_code are
+-- interchangeable for every DUR check (same ingredient, strength, route and form).
+CREATE TABLE item_market (
+    item_seq    TEXT PRIMARY KEY,
+    gnl_code    TEXT,
+    gnl_name    TEXT,
+    join_method TEXT NOT NULL,
+    n_codes     INTEGER,        -- package codes (표준코드) on the list
+    list_date   TEXT,
+    source      TEXT NOT NULL   -- hira
 );
 
 CREATE TABLE mark_codes (

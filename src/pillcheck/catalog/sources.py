@@ -21,9 +21,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pillcheck import config
 from pillcheck.catalog.readers import DataFileError, json_items
+
+MAX_DOWNLOAD = 256 * 1024 * 1024  # one response; the reimbursement list is ~4 MB, an API page well under 1 MB
 
 
 class UpdateError(RuntimeError):
@@ -38,9 +41,28 @@ class Operation:
     what: str = ""
 
 
+@dataclass(frozen=True)
+class FileSource:
+    """A table published as one file (HIRA's reimbursement list): fetched whole, saved as ``save_as`` with the
+    month it was fetched in place of ``{month}`` (the importer reads the list's month from the file name)."""
+
+    name: str
+    url: str
+    save_as: str
+    columns: tuple[str, ...] = ()  # the header must name these, or the body is not the table (an error page)
+    what: str = ""
+
+
 def operations(manifest: Path = config.MANIFEST) -> list[Operation]:
     spec = json.loads(Path(manifest).read_text(encoding="utf-8"))
     return [Operation(o["name"], o["path"], int(o.get("rows", 100)), o.get("what", "")) for o in spec["operations"]]
+
+
+def file_sources(manifest: Path = config.MANIFEST) -> list[FileSource]:
+    """The manifest's published files; ``$PILLCHECK_<NAME>_URL`` points one elsewhere (a mirror, a test server)."""
+    spec = json.loads(Path(manifest).read_text(encoding="utf-8"))
+    return [FileSource(f["name"], os.environ.get(f"PILLCHECK_{f['name'].upper()}_URL", f["url"]), f["save_as"],
+                       tuple(f.get("columns", ())), f.get("what", "")) for f in spec.get("files", [])]
 
 
 class Fetcher:
@@ -54,30 +76,41 @@ class Fetcher:
 
     def get(self, op: Operation, page: int) -> dict:
         query = urllib.parse.urlencode({"serviceKey": self.key, "pageNo": page, "numOfRows": op.rows, "type": "json"})
-        url = f"{self.base}/{op.path}?{query}"
+        return self._request(f"{self.base}/{op.path}?{query}", f"{op.name} page {page}",
+                             lambda body: _parse(body, op, page), keyed=True)
+
+    def get_file(self, src: FileSource) -> bytes:
+        """A published file (no service key), checked to be the table it should be before it is kept."""
+        return self._request(src.url, src.name, lambda body: _check_file(body, src), keyed=False)
+
+    def _request(self, url: str, label: str, accept: Callable[[bytes], Any], *, keyed: bool) -> Any:
+        """GET ``url`` until ``accept`` takes the body, retrying what may pass (timeouts, 5xx, 429, bad bodies)."""
         for attempt in range(self.retries + 1):
             self.requests += 1
             try:
                 with urllib.request.urlopen(url, timeout=self.timeout) as resp:  # noqa: S310 (https/http only)
-                    body = resp.read()
-                return _parse(body, op, page)
+                    body = resp.read(MAX_DOWNLOAD + 1)
+                if len(body) > MAX_DOWNLOAD:
+                    raise UpdateError(f"{label}: the download is larger than {MAX_DOWNLOAD >> 20} MiB; not kept")
+                return accept(body)
             except urllib.error.HTTPError as exc:
-                if exc.code in (401, 403):
-                    raise UpdateError(f"{op.name}: the API rejected the service key (HTTP {exc.code}); check "
+                if keyed and exc.code in (401, 403):
+                    raise UpdateError(f"{label}: the API rejected the service key (HTTP {exc.code}); check "
                                       "PILLCHECK_SERVICE_KEY (use the 'Decoding' key from data.go.kr)") from exc
                 if exc.code not in (429, 500, 502, 503, 504) or attempt == self.retries:
-                    raise UpdateError(f"{op.name} page {page}: HTTP {exc.code} {exc.reason}") from exc
+                    raise UpdateError(f"{label}: HTTP {exc.code} {exc.reason}") from exc
             except urllib.error.URLError as exc:
                 reason = exc.reason
                 if isinstance(reason, (socket.gaierror, ConnectionRefusedError)) or getattr(
                         reason, "errno", None) in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-                    raise UpdateError(f"cannot reach {self.base} ({exc.reason}); `data update` needs the network. "
+                    host = urllib.parse.urlsplit(url).netloc
+                    raise UpdateError(f"cannot reach {host} ({exc.reason}); `data update` needs the network. "
                                       "Offline, import files you already have with `pillcheck data import DIR`.") from exc
                 if attempt == self.retries:
-                    raise UpdateError(f"{op.name} page {page}: {exc.reason}") from exc
+                    raise UpdateError(f"{label}: {exc.reason}") from exc
             except (TimeoutError, _RetryableBody) as exc:
                 if attempt == self.retries:
-                    raise UpdateError(f"{op.name} page {page}: {exc}") from exc
+                    raise UpdateError(f"{label}: {exc}") from exc
             self.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
@@ -99,6 +132,41 @@ def _parse(body: bytes, op: Operation, page: int) -> dict:
     except DataFileError as exc:
         raise UpdateError(str(exc)) from exc
     return payload
+
+
+def _check_file(body: bytes, src: FileSource) -> bytes:
+    for enc in ("utf-8-sig", "cp949"):
+        try:
+            header = body[:4096].decode(enc).split("\n", 1)[0]
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise _RetryableBody(f"{src.name}: the download is not text")
+    missing = [c for c in src.columns if c not in header]
+    if missing:
+        raise _RetryableBody(f"{src.name}: the download is not the expected table (no {', '.join(missing)} column)")
+    return body
+
+
+def download_files(dest: Path, fetcher: Fetcher, srcs: list[FileSource], *, month: str | None = None) -> dict[str, str]:
+    """Fetch each published file into ``dest/<name>/``; a finished one (``_complete``) is not fetched again."""
+    month = month or time.strftime("%Y-%m")
+    out = {}
+    for src in srcs:
+        folder = Path(dest) / src.name
+        folder.mkdir(parents=True, exist_ok=True)
+        done = folder / "_complete"
+        if done.exists() and (folder / done.read_text().strip()).is_file():
+            out[src.name] = done.read_text().strip()
+            continue
+        name = src.save_as.replace("{month}", month)
+        tmp = folder / f"{name}.part"
+        tmp.write_bytes(fetcher.get_file(src))
+        os.replace(tmp, folder / name)
+        done.write_text(name)
+        out[src.name] = name
+    return out
 
 
 def _progress(op: Operation, done: int, total: int) -> None:
@@ -156,7 +224,7 @@ def download(dest: Path, fetcher: Fetcher, ops: list[Operation], *, progress: bo
 
 def update(db_path: Path, *, dest: Path | None = None, key: str | None = None, base: str | None = None,
            ops: list[Operation] | None = None, extra_dir: Path | None = None, progress: bool = True,
-           fetcher: Fetcher | None = None) -> dict:
+           fetcher: Fetcher | None = None, srcs: list[FileSource] | None = None) -> dict:
     """Download the official data and import it (with ``extra_dir``'s bulk files, e.g. mark codes) atomically."""
     from pillcheck.catalog.importer import import_dir
 
@@ -168,5 +236,6 @@ def update(db_path: Path, *, dest: Path | None = None, key: str | None = None, b
         fetcher = Fetcher(base or config.api_base(), key)
     dest = Path(dest or config.data_home() / "download")
     counts = download(dest, fetcher, ops or operations(), progress=progress)
+    files = download_files(dest, fetcher, file_sources() if srcs is None else srcs)
     result = import_dir([dest] + ([Path(extra_dir)] if extra_dir else []), db_path)
-    return {"downloaded": counts, "requests": fetcher.requests, **result}
+    return {"downloaded": counts, "files": files, "requests": fetcher.requests, **result}

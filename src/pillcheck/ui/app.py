@@ -30,6 +30,7 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 
 from pillcheck import config, images
 from pillcheck.catalog.db import CatalogError, CatalogMissing
+from pillcheck.catalog.status import list_date, product_status
 from pillcheck.inference.session import ModelError
 from pillcheck.pipeline import Pipeline, unidentified
 from pillcheck.safety.dur import Profile, check, possible_warnings
@@ -229,9 +230,12 @@ class PillcheckApp:
         seqs = list(dict.fromkeys(s for s in seqs if s))
         if not seqs:
             return {}
-        rows = self.pipe.catalog.cursor().execute(_INFO_SQL, [seqs]).fetchall()
+        con = self.pipe.catalog.cursor()
+        rows = con.execute(_INFO_SQL, [seqs]).fetchall()
+        known = product_status(con, seqs)
+        listed = list_date(con)
         return {r[0]: {"item_seq": r[0], "name": r[1], "company": r[2], "etc_otc": r[3], "imprint": r[4] or "",
-                       "shape": r[5], "colour": r[6]} for r in rows}
+                       "shape": r[5], "colour": r[6], "list_date": listed, **known.get(r[0], {})} for r in rows}
 
     def search(self, text: str, limit: int = 8) -> list[dict]:
         return [h.to_dict() for h in self.pipe.catalog.search.search((text or "").strip(), limit)] if text else []

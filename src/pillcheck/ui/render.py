@@ -84,6 +84,13 @@ def shown_product(pill: dict, info: dict[str, dict]) -> dict | None:
     return None
 
 
+def market_text(prod: dict, lang: str) -> str:
+    """On the reimbursement list or not; nothing when the catalog holds no list (then nothing is known)."""
+    if "market" not in prod or not prod.get("list_date"):
+        return ""
+    return t(lang, "market_on" if prod["market"] else "market_off").format(date=prod["list_date"])
+
+
 def _date(text: str) -> str:
     """20260101 -> 2026-01-01 (the notices' own format is hard to read)."""
     return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 and text.isdigit() else text
@@ -116,8 +123,11 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
                                                                term(lang, (prod or {}).get("colour"))) if x)),
             _row(t(lang, "confidence"), conf),
             _row(t(lang, "kind"), rx_otc((prod or {}).get("etc_otc"), lang)),
+            _row(t(lang, "market"), market_text(prod or {}, lang)),
             _row(t(lang, "code"), (prod or {}).get("item_seq") or ""),
         ]
+        rows += [f"<div class='pc-row pc-recall'><span>{escape(t(lang, 'recall'))}</span><b>{escape(r['reason'] or '')}"
+                 f"{' · ' + _date(r['date']) if r.get('date') else ''}</b></div>" for r in (prod or {}).get("recalls", [])]
         choices = ""
         if status in ("unsure", "unknown") and p["candidates"]:
             items = "".join(f"<li>{escape(c['name'])} <small>· {escape(c.get('company') or '')} · "

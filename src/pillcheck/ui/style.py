@@ -51,6 +51,7 @@ CSS = """
           padding: 2px 0; }
 .pc-row span { color: var(--body-text-color-subdued); flex: 0 0 auto; }
 .pc-row b { text-align: right; font-weight: 600; }
+.pc-recall b { color: #b00020; }
 .pc-choices { margin-top: 4px; font-size: 0.95em; }
 .pc-choices ol { margin: 2px 0 0; padding-left: 1.4em; }
 .pc-turn { margin: 6px 0 0; font-weight: 600; }

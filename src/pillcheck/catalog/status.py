@@ -1,0 +1,93 @@
+"""What is known about a product beyond its pill: market status, recalls, package barcodes, interchangeable products.
+
+One place for these lookups so the cards, `check`, `search --barcode` and the API say the same thing.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+
+_MARKET = """
+SELECT m.item_seq, m.list_date, m.gnl_code, m.gnl_name, m.join_method,
+       (SELECT count(DISTINCT o.item_seq) FROM item_market o WHERE o.gnl_code = m.gnl_code) - 1
+FROM item_market m WHERE m.item_seq IN (SELECT unnest(?::VARCHAR[]))
+"""
+_RECALLS = """
+SELECT item_seq, reason, enforced, command_date FROM recalls
+WHERE item_seq IN (SELECT unnest(?::VARCHAR[])) ORDER BY command_date DESC NULLS LAST
+"""
+_BARCODE = """
+SELECT DISTINCT coalesce(h.item_seq, r.item_seq), coalesce(i.item_name, h.name, r.product),
+       coalesce(i.entp_name, h.entp_name, r.company), CASE WHEN h.std_cd IS NULL THEN 'recall' ELSE 'hira' END
+FROM (SELECT ? AS code) q
+LEFT JOIN hira_products h ON h.std_cd = q.code
+LEFT JOIN (SELECT item_seq, product, company, unnest(string_split(std_cd, ',')) AS code FROM recalls) r
+       ON r.code = q.code AND h.std_cd IS NULL
+LEFT JOIN items i ON i.item_seq = coalesce(h.item_seq, r.item_seq)
+WHERE h.std_cd IS NOT NULL OR r.item_seq IS NOT NULL
+ORDER BY 1 NULLS LAST
+"""
+
+
+def gtin13(code: str) -> str | None:
+    """A scanned package code as the 13-digit 표준코드: EAN-13 as is, GTIN-14 with a leading 0 (GS1 DataMatrix
+    '(01)0880…'), or a GS1 element string; None when it is not a valid GTIN (wrong length or check digit)."""
+    digits = re.sub(r"\D", "", code or "")
+    m = re.match(r"^01(\d{14})", digits) if len(digits) > 14 else None
+    if m:
+        digits = m.group(1)
+    if len(digits) == 14 and digits.startswith("0"):
+        digits = digits[1:]
+    if len(digits) != 13:
+        return None
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
+    return digits if (10 - total % 10) % 10 == int(digits[12]) else None
+
+
+class BarcodeError(ValueError):
+    """Not a package barcode (표준코드 / GTIN-13): the message says what was wrong."""
+
+
+def list_date(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The month of the reimbursement list in this catalog, None when none was imported."""
+    row = con.execute("SELECT value FROM meta WHERE key = 'hira_list_date'").fetchone()
+    return row[0] if row else None
+
+
+def product_status(con: duckdb.DuckDBPyConnection, seqs: list[str]) -> dict[str, dict]:
+    """Per product: ``market`` (on the reimbursement list of a month, its 주성분코드, how many other catalog
+    products share that code) and ``recalls`` (newest first). ``market`` is None for a product not on the list,
+    and the key is absent when the catalog holds no list at all (nothing is known either way)."""
+    seqs = list(dict.fromkeys(s for s in seqs if s))
+    if not seqs:
+        return {}
+    has_list = list_date(con) is not None
+    out: dict[str, dict] = {s: {"recalls": [], **({"market": None} if has_list else {})} for s in seqs}
+    if has_list:
+        for seq, date, gnl, gnl_name, method, others in con.execute(_MARKET, [seqs]).fetchall():
+            out[seq]["market"] = {"list_date": date, "gnl_code": gnl, "generic_name": gnl_name, "joined_by": method,
+                                  "interchangeable": max(int(others), 0)}
+    for seq, reason, enforced, date in con.execute(_RECALLS, [seqs]).fetchall():
+        out[seq]["recalls"].append({"reason": reason, "enforced": enforced, "date": date})
+    return out
+
+
+def interchangeable(con: duckdb.DuckDBPyConnection, item_seq: str) -> list[str]:
+    """Catalog products with the same 주성분코드 (ingredient, strength, route and form) as ``item_seq``: for every DUR
+    check they are the same product. Empty when the product is not on the list."""
+    return [r[0] for r in con.execute(
+        """SELECT o.item_seq FROM item_market m JOIN item_market o ON o.gnl_code = m.gnl_code
+           WHERE m.item_seq = ? AND o.item_seq <> m.item_seq ORDER BY 1""", [item_seq]).fetchall()]
+
+
+def by_barcode(con: duckdb.DuckDBPyConnection, code: str) -> list[dict]:
+    """Products for a scanned package code (EAN-13, GTIN-14 or a GS1 DataMatrix string), from the reimbursement
+    list's 표준코드 (source ``hira``) and the recall notices' package codes (``recall``). A listed package whose
+    product the catalog could not be joined to comes back with ``item_seq`` None and the list's own name."""
+    gtin = gtin13(code)
+    if gtin is None:
+        raise BarcodeError(f"{code!r} is not a package barcode: a 표준코드 is 13 digits (880…) with a valid check digit")
+    return [{"item_seq": seq, "name": name, "company": company, "barcode": gtin, "source": source}
+            for seq, name, company, source in con.execute(_BARCODE, [gtin]).fetchall()]
