@@ -233,7 +233,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from exc
         if args.json:
             _emit({"barcode": args.barcode, "results": found, "data": cat.data})
-        elif not found:
+            return 0
+        if not found:
             print(f"no product with package code {args.barcode} in this catalog")
         for f in found:
             print(f"{f['item_seq'] or '(not in the pill catalog)'}  {f['name']}  [{f['company'] or ''}]  "

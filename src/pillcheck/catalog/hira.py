@@ -120,27 +120,41 @@ def _canon(name: str) -> str:
     return key[:-1] if key.endswith("e") and len(key) > 5 else key
 
 
+_HYDRATES = _words("hemihydrate monohydrate dihydrate trihydrate tetrahydrate pentahydrate sesquihydrate hydrate "
+                   "anhydrous")
+
+
+def _wordset(name: str) -> frozenset[str]:
+    """The words of a name in any order, hydrates aside: 'Sodium Phosphate Dibasic Dihydrate' is 'dibasic sodium
+    phosphate'."""
+    return frozenset(w for w in re.split(r"[^0-9a-z]+", name.lower()) if w and w not in _HYDRATES)
+
+
 class IngredientNames:
     """English substance names -> DUR ingredient codes (D######), from the names the DUR rules themselves carry."""
 
     def __init__(self, codes: pd.Series, eng_names: pd.Series) -> None:
         self.exact: dict[str, set[str]] = {}
         self.stripped: dict[str, set[str]] = {}
+        self.wordsets: dict[frozenset[str], set[str]] = {}
         for code, eng in zip(codes, eng_names):
             if not eng:
                 continue
             low = re.sub(r"\s+", " ", re.sub(r"\(.*?\)", " ", str(eng))).strip().lower()
             self.exact.setdefault(_canon(low), set()).add(code)
             self.stripped.setdefault(_canon(_strip_salts(low)), set()).add(code)
+            self.wordsets.setdefault(_wordset(low), set()).add(code)
+        self.wordsets.pop(frozenset(), None)
         self.exact.pop("", None)
         self.stripped.pop("", None)
 
     def lookup(self, comp: Component) -> tuple[set[str], float]:
         """DUR codes for one component and how sure the match is. Every code whose name is the listed substance or
-        the moiety it is given as (0.9), and every code whose name is that substance without salt and hydrate
+        the moiety it is given as, in any word order (0.9), and every code whose name is that substance without salt and hydrate
         words (0.85 when only those match): the DUR data gives one substance several codes ('Morphine' and
         'Morphine Sulfate'), and a rule may name either. Empty when no DUR rule names the substance."""
-        exact = set().union(*(self.exact.get(_canon(n), set()) for n in (comp.name, comp.moiety) if n))
+        exact = set().union(*(self.exact.get(_canon(n), set()) | self.wordsets.get(_wordset(n), set())
+                              for n in (comp.name, comp.moiety) if n))
         loose = set().union(*(self.exact.get(k, set()) | self.stripped.get(k, set())
                               for k in {_canon(_strip_salts(n)) for n in (comp.name, comp.moiety) if n}))
         return exact | loose, 0.9 if exact else 0.85
