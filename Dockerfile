@@ -2,7 +2,7 @@
 #   docker build -t pillcheck .                      # catalog from ./official/ if present, else the demo data
 #   docker build --build-arg PILLCHECK_SERVICE_KEY=... -t pillcheck .   # or fetch the official data at build
 #   docker run --gpus all -p 7860:7860 pillcheck     # then open http://localhost:7860
-# Put the official files (FORMATS.md: 낱알식별 xls, DUR 성분 files, API dumps) in ./official before building to
+# Put the official files (FORMATS.md: 낱알식별 xls, DUR 성분 files, API dumps, the HIRA list) in ./official before building to
 # bake the full catalog in. onnxruntime-gpu 1.31 is built for CUDA 13 + cuDNN 9, hence this base.
 FROM nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04
 

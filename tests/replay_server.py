@@ -34,7 +34,10 @@ SAMPLES = {
 class ReplayServer:
     def __init__(self, mfds: Path, key: str = "test-key", files: dict[str, Path] | None = None) -> None:
         self.mfds, self.key = mfds, key
-        self.files = files or {}  # /files/<name> -> a published file (no key), e.g. the HIRA list
+        if files is None:  # the HIRA list beside the MFDS data, when there is one
+            lists = sorted((mfds.parent / "hira").glob("drug_prices_*.csv"))
+            files = {"hira": lists[-1]} if lists else {}
+        self.files = files  # /files/<name> -> a published file (no key), e.g. the HIRA list
         self.file_body: dict[str, bytes] = {}  # a name -> bytes to answer instead (an error page)
         self.hits: Counter[str] = Counter()
         self.fail: dict[tuple[str, int], int] = {}  # (operation, page) -> how many times to answer 503
@@ -60,6 +63,11 @@ class ReplayServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    @property
+    def file_env(self) -> dict[str, str]:
+        """Environment that points `data update`'s published files at this server."""
+        return {"PILLCHECK_HIRA_DRUG_PRICES_URL": f"{self.base}/files/hira"}
 
     def rows(self, name: str) -> list[dict]:
         if name not in self._rows:

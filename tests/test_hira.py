@@ -150,6 +150,9 @@ def test_joins_are_unambiguous(listed):
         GROUP BY 1 HAVING count(DISTINCT gnl_code) > 1)""").fetchall()[0][0] == 0
     methods = dict(con.execute("SELECT join_method, count(*) FROM hira_products GROUP BY 1").fetchall())
     assert methods["name"] > 15_000 and methods.get("name_company", 0) > 0 and methods[None] > 0
+    # the recorded 허가 response carries EDI codes for two products: they join by the code
+    assert dict(con.execute("""SELECT item_seq, join_method FROM hira_products WHERE edi_code IN
+        ('643900470', '643900480')""").fetchall()) == {"197700120": "edi", "198300343": "edi"}
 
 
 def test_the_list_raises_ingredient_coverage(listed):

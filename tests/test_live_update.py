@@ -62,6 +62,7 @@ def test_killed_update_leaves_the_old_catalog_serving(demo_db, tmp_path, default
         client = Client(url, verbose=False)
         serves_demo(client)
         env["PILLCHECK_API_BASE"] = srv.base
+        env.update(srv.file_env)
         # 1. killed while downloading
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: srv.hits.total() >= 5)

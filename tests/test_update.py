@@ -121,7 +121,7 @@ def test_cli_update_end_to_end_keeps_old_db_when_it_fails(tmp_path, demo_db):
     with ReplayServer(MFDS, files=_hira_files()) as srv:
         srv.down = True
         env["PILLCHECK_API_BASE"] = srv.base
-        env["PILLCHECK_HIRA_DRUG_PRICES_URL"] = f"{srv.base}/files/hira"
+        env.update(srv.file_env)
         bad = subprocess.run([sys.executable, "-m", "pillcheck.cli", "data", "update", "--db", str(db), "--quiet"],
                              env=env, capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and "HTTP 500" in bad.stderr and "Traceback" not in bad.stderr

@@ -104,12 +104,14 @@ def catalog_stats(cat) -> dict:
     out["DUR code coverage by source"] = {_TIER_NAMES[t]: round(c / total, 4) for t, _, c in tiers}
     if cat.meta.get("hira_list_date"):
         hira = con.execute("""SELECT count(*), count(DISTINCT item_seq), count(*) FILTER (WHERE item_seq IS NULL),
+            count(DISTINCT item_seq) FILTER (WHERE join_method = 'edi'),
             count(DISTINCT item_seq) FILTER (WHERE join_method = 'name'),
             count(DISTINCT item_seq) FILTER (WHERE join_method = 'name_company'),
             (SELECT count(*) FROM item_market WHERE item_seq IN (SELECT item_seq FROM appearance))
             FROM hira_products""").fetchall()[0]
         out[f"reimbursement list {cat.meta['hira_list_date']}"] = dict(zip(
-            ("rows", "products joined", "rows not joined", "joined by name", "joined by name + company",
+            ("rows", "products joined", "rows not joined", "joined by EDI code", "joined by name",
+             "joined by name + company",
              "pill catalog items on the list"), hira))
     return out
 

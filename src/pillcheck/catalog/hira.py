@@ -181,9 +181,11 @@ def ingredient_groups(gnl_codes: pd.Series, item_seqs: pd.Series, known: pd.Data
     return out
 
 
-def join_items(hira: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+def join_items(hira: pd.DataFrame, items: pd.DataFrame, edi: pd.DataFrame | None = None) -> pd.DataFrame:
     """HIRA rows -> ITEM_SEQ. Returns ``hira`` with ``item_seq`` and ``join_method`` (None where not joined).
 
+    0. ``edi``: the EDI 제품코드, where an MFDS source carries it for the product (허가, the 낱알식별 API) and names
+       one product with it (``edi``: item_seq, edi_code).
     1. ``name``: the normalised product name, when the catalog product's rows on the list all carry one
        주성분코드 (the same product in several packs) and no other catalog product has that name.
     2. ``name_company``: the name without its parenthesised parts plus the same company, for products one source
@@ -193,6 +195,13 @@ def join_items(hira: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     out = hira.copy()
     out["item_seq"] = None
     out["join_method"] = None
+    if edi is not None and len(edi):
+        pairs = edi.dropna().drop_duplicates()
+        pairs = pairs[pairs.groupby("edi_code")["item_seq"].transform("nunique") == 1]
+        by_edi = dict(zip(pairs["edi_code"], pairs["item_seq"]))
+        hit = out["edi_code"].map(by_edi)
+        out.loc[hit.notna(), "item_seq"] = hit[hit.notna()]
+        out.loc[hit.notna(), "join_method"] = "edi"
     keys = out["name"].map(product_key)
     bare = keys.map(bare_key)
     comp = out["entp_name"].map(company_key)
@@ -235,7 +244,7 @@ def ingredients(joined: pd.DataFrame, names: IngredientNames, kor: dict[str, str
     j = joined.dropna(subset=["item_seq"]).drop_duplicates("item_seq")
     rows = []
     for seq, generic, gnl, method in zip(j["item_seq"], j["gnl_name"], j["gnl_code"], j["join_method"]):
-        penalty = 0.0 if method == "name" else 0.05
+        penalty = 0.05 if method == "name_company" else 0.0
         named: set[str] = set()
         for comp in components(generic):
             codes, conf = names.lookup(comp)

@@ -337,10 +337,15 @@ def build_hira(tables: list[SourceTable], items: pd.DataFrame, allrows: pd.DataF
             "route": _col(df, "ROUTE"), "class_no": _col(df, "HIRA_CLASS"), "list_date": date,
         }))
     rows = pd.concat(frames, ignore_index=True).dropna(subset=["edi_code", "name"])
+    if rows.empty:
+        raise DataFileError(f"{lists[0].path}: the reimbursement list has no rows")
     latest = max((d for d in dates if d), default=None)
     if latest:  # several monthly lists: the newest one says what is on the market
         rows = rows[rows["list_date"].isna() | (rows["list_date"] == latest)]
-    joined = hira.join_items(rows.drop_duplicates(["std_cd", "edi_code"]), items)
+    edi = [pd.DataFrame({"item_seq": _col(t.df, "ITEM_SEQ"), "edi_code": _col(t.df, "EDI_CODE").str.split(",")})
+           .explode("edi_code") for t in tables if {"ITEM_SEQ", "EDI_CODE"} <= set(t.df.columns)]
+    edi_pairs = pd.concat(edi, ignore_index=True).assign(edi_code=lambda d: d["edi_code"].str.strip()) if edi else None
+    joined = hira.join_items(rows.drop_duplicates(["std_cd", "edi_code"]), items, edi_pairs)
     eng = pd.concat([allrows[["ingr_code", "ingr_eng"]],
                      allrows[["partner_code", "partner_eng"]].set_axis(["ingr_code", "ingr_eng"], axis=1),
                      ingredients[["ingr_code", "eng_name"]].set_axis(["ingr_code", "ingr_eng"], axis=1)])

@@ -144,7 +144,7 @@ CREATE TABLE hira_products (
     route       TEXT,
     class_no    TEXT,
     item_seq    TEXT,           -- NULL: not joined (ambiguous, or not in the catalog)
-    join_method TEXT,           -- name / name_company
+    join_method TEXT,           -- edi / name / name_company
     list_date   TEXT            -- the month of the list, e.g. 2026-04
 );
 

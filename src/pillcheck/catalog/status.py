@@ -60,7 +60,7 @@ def product_status(con: duckdb.DuckDBPyConnection, seqs: list[str]) -> dict[str,
     """Per product: ``market`` (on the reimbursement list of a month, its 주성분코드, how many other catalog
     products share that code) and ``recalls`` (newest first). ``market`` is None for a product not on the list,
     and the key is absent when the catalog holds no list at all (nothing is known either way)."""
-    seqs = list(dict.fromkeys(s for s in seqs if s))
+    seqs = list(dict.fromkeys(str(s) for s in seqs if s))  # plain str keys: the API's JSON encoder wants them
     if not seqs:
         return {}
     has_list = list_date(con) is not None
