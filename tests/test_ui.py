@@ -24,8 +24,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # gradio_client must not look up the Hugging Face hub
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import zxingcpp  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pillcheck import config, images  # noqa: E402
@@ -77,7 +79,7 @@ class TwoPills(Pipeline):
     deterministically without a model."""
 
     def analyze(self, photo, my_meds=None, profile=None, *, conf=0.35, iou=0.5, confirmed=None,
-                other_sides=None) -> Report:
+                other_sides=None, history=None) -> Report:
         if not isinstance(photo, images.Decoded):
             photo = images.decode(photo, min_side=images.WORKING_SIDE)
         w, h = photo.size  # reports speak in full-size pixels
@@ -121,7 +123,8 @@ def test_photo_then_correction_rechecks_at_once(two_pills, tmp_path):
     assert view[CARDS].count("pc-card ") == 2 and "확실하지 않음" in view[CARDS]
     assert view[PICK]["value"] == 2  # the first pill that needs the person
     assert [v for _, v in view[CHOICE]["choices"]] == ["999900003", "999900002"]
-    session, *view = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "en")
+    session, device, *view = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "en")
+    assert device["history"] == ["999900002"]  # remembered on the device as one of this person's products
     assert "Danger · 병용금기" in view[WARNINGS] and "#1 [데모]데모코나졸" in view[WARNINGS]
     assert "Chosen by you" in view[CARDS] and "1 corrections collected" in view[STATUS]
     report = two_pills.evaluate(session, device_of({}), "en").report()
@@ -132,7 +135,7 @@ def test_photo_then_correction_rechecks_at_once(two_pills, tmp_path):
 
 def test_a_photo_of_the_other_side_names_the_pill(two_pills, tmp_path):
     session, *view = two_pills.on_photo(upload(tmp_path, jpeg()), None, "en", 0.35, 0.5)
-    session, *view = two_pills.on_choose(session, 1, "999900002", {}, "en")  # the person corrects pill 1
+    session, _, *view = two_pills.on_choose(session, 1, "999900002", {}, "en")  # the person corrects pill 1
     bad, *view = two_pills.on_other_side(upload(tmp_path, b"nope", "side.jpg"), session, 2, None, "en", 0.35, 0.5)
     assert bad is session and "error" in view[STATUS] and session["pills"][1]["status"] == "unsure"
     session, *view = two_pills.on_other_side(upload(tmp_path, jpeg(), "side.jpg"), session, 2, None, "en", 0.35, 0.5)
@@ -191,7 +194,7 @@ def test_report_and_corrections_files(two_pills, tmp_path):
     csv_path, _ = map(Path, two_pills.on_report(session, {"meds": ["999900008"]}, "ko"))
     (row, _) = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
     assert row["warnings"] == "" and row["possible_warnings"].startswith("if #2 is 999900002 (0.40): critical 병용금기")
-    session, *_ = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "ko")
+    session, _, *_ = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "ko")
     csv_path, json_path = map(Path, two_pills.on_report(session, {"meds": ["999900008"]}, "ko"))
     rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
     assert [r["pill"] for r in rows] == ["1", "2"] and rows[1]["status"] == "confirmed"
@@ -263,6 +266,33 @@ def test_render_pieces():
     assert "If pill #2 is &lt;i&gt;Cee&lt;/i&gt; (medium)" in panel and "#1 A + #2 &lt;i&gt;Cee&lt;/i&gt;?" in panel
     assert panel.count("role='alert'") == 2  # the found warnings only
     assert "pc-possible" not in render.warnings_html(check_, {"a": "#1 A"}, [2], "en", [], {})
+
+
+def test_cards_say_where_a_name_came_from():
+    pill = {"index": 1, "box": [0, 0, 9, 9], "status": "sure", "item_seq": "1", "imprint_read": "LP80",
+            "candidates": [{"item_seq": "1", "name": "리피논정80밀리그램", "score": 0.999, "company": "c"}]}
+    assert "내 약: 리피논정80밀리그램과 일치" in render.cards_html([{**pill, "from_list": True}], {}, "ko")
+    assert "내 약 목록에 없는 약" in render.cards_html([{**pill, "from_list": False}], {}, "ko")
+    assert "Named from" not in render.cards_html([{**pill, "from_list": None}], {}, "en")  # no list, nothing said
+    grouped = render.cards_html([{**pill, "from_list": True, "group": ["2", "3"]}], {}, "en")
+    assert "Cannot be told from 2 products with the same ingredient" in grouped
+    vowel = {**pill, "candidates": [{**pill["candidates"][0], "name": "판콜에이"}]}
+    assert "판콜에이와 일치" in render.cards_html([{**vowel, "from_list": True}], {}, "ko")
+
+
+def test_a_box_photo_adds_to_my_medications_or_says_why_not(two_pills, tmp_path):
+    bars = np.array(zxingcpp.create_barcode("8806205000126", zxingcpp.BarcodeFormat.EAN13).to_image(scale=3))
+    box = np.full((600, 800, 3), 235, np.uint8)
+    box[200:200 + bars.shape[0], 200:200 + bars.shape[1]] = bars[..., None]
+    ok, data = cv2.imencode(".jpg", box)
+    device, *view, cleared = two_pills.on_scan(upload(tmp_path, data.tobytes(), "box.jpg"), {"meds": ["999900008"]},
+                                               None, "ko")
+    # the demo catalog has no reimbursement list: the code is read, the product is not known
+    assert device["meds"] == ["999900008"] and "8806205000126" in view[STATUS] and cleared is None
+    device, *view, _ = two_pills.on_scan(upload(tmp_path, jpeg(), "plain.jpg"), {}, None, "en")
+    assert "No barcode could be read" in view[STATUS]
+    device, *view, _ = two_pills.on_scan(upload(tmp_path, b"nope", "bad.jpg"), {}, None, "en")
+    assert "error" in view[STATUS] and device["meds"] == []
 
 
 def test_serve_command_arguments():

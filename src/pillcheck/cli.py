@@ -177,7 +177,7 @@ def _batch_lines(path: str) -> Iterator[str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from pillcheck.catalog.status import product_status
+    from pillcheck.catalog.status import product_status, resolve_codes
     from pillcheck.safety.dur import check
 
     cat = _open(args)
@@ -199,8 +199,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 0
     if not args.items:
         raise UserError("give item codes (ITEM_SEQ) or --batch FILE")
-    result = check(cat.dur, args.items, _profile(args.age, args.pregnant))
-    products = product_status(cat.cursor(), args.items)
+    items = resolve_codes(cat.cursor(), args.items)  # package barcodes name their products
+    result = check(cat.dur, items, _profile(args.age, args.pregnant))
+    products = product_status(cat.cursor(), items)
     if args.json:
         _emit({**result.to_dict(), "products": products})
     else:
@@ -259,6 +260,33 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Photos of medicine boxes -> the products their barcodes name, with what each pill looks like."""
+    from pillcheck.images import InputError
+
+    pipe = _pipeline(args)
+    out = []
+    for path in args.images:
+        try:
+            out.append({"image": str(path), "products": pipe.scan_box(path)})
+        except InputError as exc:
+            out.append({"image": str(path), "error": str(exc)})
+    if args.json:
+        _emit(out)
+        return 0
+    for r in out:
+        if "error" in r:
+            print(f"{r['image']}: {r['error']}")
+        elif not r["products"]:
+            print(f"{r['image']}: no package barcode could be read (hold the box flat, the bars sharp and filling "
+                  "a third of the photo)")
+        for f in r.get("products", []):
+            looks = " · ".join(x for x in (f.get("imprint"), f.get("shape"), f.get("colour")) if x)
+            print(f"{r['image']}: {f['barcode']} -> {f['item_seq'] or '(not in this catalog)'}  {f['name'] or ''}  "
+                  f"[{f['company'] or ''}]  {looks}")
+    return 0
+
+
 # ---------------------------------------------------------------- detection
 def cmd_detect(args: argparse.Namespace) -> int:
     from pillcheck import images
@@ -309,7 +337,7 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
 def _pipeline(args: argparse.Namespace):
     from pillcheck.pipeline import Pipeline
 
-    return Pipeline(db=args.db, models_dir=args.models)
+    return Pipeline(db=args.db, models_dir=getattr(args, "models", None))
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -348,7 +376,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         for p in r["pills"]:
             best = p["candidates"][0] if p["candidates"] else None
             name = f"{best['name']} ({best['item_seq']}, {best['score']:.0%})" if best else "?"
-            print(f"  #{p['index']} [{p['status']}] {name}  read: {p['imprint_read'] or '-'}")
+            where = {True: "  · one of my medicines", False: "  · not one of my medicines"}.get(p["from_list"], "")
+            print(f"  #{p['index']} [{p['status']}] {name}  read: {p['imprint_read'] or '-'}{where}")
         for w in r["warnings"]:
             print(f"  {SEVERITY_MARK.get(w['severity'], '')}[{w['severity']}] {w['type_name']}: "
                   f"{' + '.join(w['item_names'])} — {w['reason']}")
@@ -378,7 +407,17 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
     with open(labels, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     pipe = _pipeline(args)
-    stats: dict[str, dict] = {}
+    looks = None
+    index = pipe.catalog.candidates
+    gnl = {str(seq): g for seq, g in zip(index.item_seq, index.gnl) if g}
+    if args.lists:
+        from pillcheck.catalog import identify
+        from pillcheck.training.med_lists import Lookalikes, simulated_lists
+
+        looks = Lookalikes(index)
+        if args.list_margin is not None:
+            identify.LIST_MARGIN = args.list_margin
+    stats: dict[str, dict[str, dict]] = {}
     by_image: dict[str, list[dict]] = {}
     for row in rows[: args.limit or None]:
         by_image.setdefault(row["image"], []).append(row)
@@ -388,25 +427,35 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
         other_sides = {j: (images.load(labels.parent / row["other_image"]),
                            np.array([float(row[k]) for k in ("ox1", "oy1", "ox2", "oy2")]))
                        for j, row in enumerate(pills) if row.get("other_image")}
-        idents = pipe.identify(rgb, Detections(boxes, [1.0] * len(boxes), [0] * len(boxes)), other_sides)
-        for row, ident in zip(pills, idents):
-            seqs = [c.item_seq for c in ident.candidates]
-            for subset in ["all"] + ([row["subset"]] if row.get("subset") else []):
-                s = stats.setdefault(subset, {"pills": 0, "top1": 0, "top5": 0, "sure": 0, "wrong_but_sure": 0,
-                                              "unknown": 0})
-                s["pills"] += 1
-                s["top1"] += bool(seqs[:1] == [row["item_seq"]])
-                s["top5"] += row["item_seq"] in seqs[:5]
-                s["sure"] += ident.status == "sure"
-                s["unknown"] += ident.status == "unknown"
-                s["wrong_but_sure"] += ident.status == "sure" and seqs[:1] != [row["item_seq"]]
-    result = {}
-    for subset, s in stats.items():
-        n = max(s["pills"], 1)
-        result[subset] = {"pills": s["pills"], "top1": round(s["top1"] / n, 4), "top5": round(s["top5"] / n, 4),
-                          "abstention": round(1 - s["sure"] / n, 4), "unknown": round(s["unknown"] / n, 4),
-                          "wrong_but_sure": s["wrong_but_sure"]}
-    _emit_or_list(result, args.json)
+        lists = simulated_lists(image, [r["item_seq"] for r in pills], looks) if looks else {"none": None}
+        found = pipe.identify_with_lists(rgb, Detections(boxes, [1.0] * len(boxes), [0] * len(boxes)), other_sides,
+                                         list(lists.values()), args.pi)
+        for case, idents in zip(lists, found):
+            for row, ident in zip(pills, idents):
+                seqs = [c.item_seq for c in ident.candidates]
+                for subset in ["all"] + ([row["subset"]] if row.get("subset") else []):
+                    s = stats.setdefault(case, {}).setdefault(subset, {
+                        "pills": 0, "top1": 0, "top5": 0, "sure": 0, "wrong_but_sure": 0, "interchangeable": 0,
+                        "unknown": 0})
+                    s["pills"] += 1
+                    s["top1"] += bool(seqs[:1] == [row["item_seq"]])
+                    s["top5"] += row["item_seq"] in seqs[:5]
+                    s["sure"] += ident.status == "sure"
+                    s["unknown"] += ident.status == "unknown"
+                    wrong = ident.status == "sure" and seqs[:1] != [row["item_seq"]]
+                    s["wrong_but_sure"] += wrong
+                    # named as another product with the same ingredient, strength and form: the same for every check
+                    s["interchangeable"] += wrong and bool(gnl.get(row["item_seq"])) and (
+                        gnl.get(row["item_seq"]) == gnl.get(seqs[0]))
+    result = {case: {subset: {"pills": s["pills"], "top1": round(s["top1"] / max(s["pills"], 1), 4),
+                              "top5": round(s["top5"] / max(s["pills"], 1), 4),
+                              "named_surely": round(s["sure"] / max(s["pills"], 1), 4),
+                              "abstention": round(1 - s["sure"] / max(s["pills"], 1), 4),
+                              "unknown": round(s["unknown"] / max(s["pills"], 1), 4),
+                              "wrong_but_sure": s["wrong_but_sure"],
+                              "wrong_but_sure_interchangeable": s["interchangeable"]} for subset, s in by_subset.items()}
+              for case, by_subset in stats.items()}
+    _emit_or_list(result if args.lists else result.get("none", {}), args.json)
     return 0
 
 
@@ -513,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_data_stats)
 
     chk = sub.add_parser("check", help="DUR warnings for item codes (ITEM_SEQ)")
-    chk.add_argument("items", nargs="*", help="ITEM_SEQ codes")
+    chk.add_argument("items", nargs="*", help="ITEM_SEQ codes or package barcodes (표준코드)")
     chk.add_argument("--age", type=float, default=None, help="age in years (enables age and elderly rules)")
     chk.add_argument("--pregnant", action="store_true", help="enables pregnancy rules")
     chk.add_argument("--batch", default=None,
@@ -556,7 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     an = sub.add_parser("analyze", help="photo -> pills -> products -> DUR warnings")
     an.add_argument("images", nargs="+", type=Path)
-    an.add_argument("--my-meds", default="", help="comma-separated ITEM_SEQ codes you already take")
+    an.add_argument("--my-meds", default="",
+                    help="comma-separated medicines you take: ITEM_SEQ codes or package barcodes (표준코드); they join "
+                         "the check and help name the pills")
     an.add_argument("--age", type=float, default=None)
     an.add_argument("--pregnant", action="store_true")
     an.add_argument("--conf", type=float, default=0.35)
@@ -566,11 +617,23 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--json", action="store_true")
     _db_arg(an)
     an.set_defaults(func=cmd_analyze)
+    sc = sub.add_parser("scan", help="photo of a medicine box -> the product(s) its barcode names")
+    sc.add_argument("images", nargs="+", type=Path)
+    sc.add_argument("--json", action="store_true")
+    _db_arg(sc)
+    sc.set_defaults(func=cmd_scan)
 
     ei = ev.add_parser("identify", help="top-1/top-5, abstention and wrong-but-sure on a labelled folder")
     ei.add_argument("dataset", type=Path,
                     help="folder with labels.csv (image,x1,y1,x2,y2,item_seq[,subset][,other_image,ox1,oy1,ox2,oy2])")
     ei.add_argument("--limit", type=int, default=0)
+    ei.add_argument("--lists", action="store_true",
+                    help="also rank under simulated medication lists (the photo's products + 3/9/20 others, and lists "
+                         "of 10 that do not hold them); one result per case")
+    ei.add_argument("--pi", type=float, default=None, help="prior mass of the list's products (default: LIST_PI)")
+    ei.add_argument("--list-margin", type=float, default=None,
+                    help="log-likelihood margin within which a product off the list keeps a listed one from being "
+                         "sure (default: LIST_MARGIN)")
     ei.add_argument("--models", type=Path, default=None)
     ei.add_argument("--json", action="store_true")
     _db_arg(ei)

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from pillcheck import config, images
+from pillcheck.barcode import read_codes
 from pillcheck.catalog.db import Catalog, open_catalog
-from pillcheck.catalog.identify import Face, Identification
-from pillcheck.catalog.status import by_barcode, product_status
+from pillcheck.catalog.identify import Face, Identification, ListPrior
+from pillcheck.catalog.status import by_barcode, describe, product_status, resolve_codes
 from pillcheck.inference import measure, models
 from pillcheck.inference.appearance import Appearance, crop
 from pillcheck.inference.detector import Detections
@@ -47,7 +48,7 @@ class Pill:
         ident = self.identification
         return {"index": self.index, "box": [round(v, 1) for v in self.box], "confidence": round(self.confidence, 4),
                 "status": "confirmed" if self.confirmed else ident.status, "imprint_read": ident.imprint_read,
-                "item_seq": self.item_seq,
+                "item_seq": self.item_seq, "from_list": ident.from_list, "group": ident.group,
                 "candidates": [c.to_dict() for c in ident.candidates],
                 "appearance": ident.appearance}
 
@@ -90,16 +91,26 @@ class Pipeline:
         return open_catalog(self.db)
 
     def identify(self, rgb: np.ndarray, det: Detections,
-                 other_sides: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> list[Identification]:
+                 other_sides: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+                 mine: list[str] | None = None) -> list[Identification]:
         """Identify every detected pill: one batched appearance run, one imprint read per pill, then ranking.
 
         With several pills in one photo, their sizes are evidence too: pills lie at about the same distance from
         the camera, so the pills already named fairly surely give the photo's pixels per mm, and each pill is
         ranked again with the length that scale implies (5 mg and 15 mg tablets often share the front code).
         ``other_sides``: for some pills (0-based index), a photo of the pill's other side and the pill's box in
-        it; both faces are then matched together."""
+        it; both faces are then matched together. ``mine``: the person's medicines and past confirmations
+        (ITEM_SEQ), a prior over the catalog (``CandidateIndex.list_prior``)."""
+        return self.identify_with_lists(rgb, det, other_sides, [mine])[0]
+
+    def identify_with_lists(self, rgb: np.ndarray, det: Detections,
+                            other_sides: dict[int, tuple[np.ndarray, np.ndarray]] | None,
+                            lists: list[list[str] | None], pi: float | None = None) -> list[list[Identification]]:
+        """``identify`` under several medication lists at once (one per entry of ``lists``; None: no list): the
+        pills are looked at and read once, only the ranking runs per list (how `eval identify --lists` measures);
+        ``pi``: the list's prior mass (default ``LIST_PI``)."""
         if not len(det):
-            return []
+            return [[] for _ in lists]
         other_sides = other_sides or {}
         order = sorted(other_sides)
         app_model = models.appearance(self.models_dir / "appearance.onnx")
@@ -110,8 +121,9 @@ class Pipeline:
         pills = [imprint_crop(rgb, box) for box in det.xyxy] + [imprint_crop(*other_sides[i]) for i in order]
         reads = [reader.read(pixels) for pixels, _ in pills] if reader else []
         apps = self._measured(apps, [pixels for pixels, _ in pills], [r.hull for r in reads] if reader else None)
+        priors = [index.list_prior(seqs, pi) for seqs in lists]
         if not reader:
-            return [index.rank(app, []) for app in apps[: len(det)]]
+            return [[index.rank(app, [], prior=prior) for app in apps[: len(det)]] for prior in priors]
         lengths = [read.length_px / k if read.length_px else None for read, (_, k) in zip(reads, pills)]
 
         def face(app: Appearance | None, read: ImprintRead) -> Face:
@@ -128,17 +140,20 @@ class Pipeline:
         faces = [face(app, read) for app, read in zip(apps, reads)]
         others = dict(zip(order, faces[len(det):]))
 
-        def rank(i: int, size: tuple[float, float] | None = None) -> Identification:
+        def rank(i: int, prior: ListPrior | None, size: tuple[float, float] | None = None) -> Identification:
             return index.rank(faces[i].app, faces[i].reads, faces[i].ctc, aspect=reads[i].aspect, size=size,
-                              other=others.get(i), confidence=faces[i].confidence)
+                              other=others.get(i), confidence=faces[i].confidence, prior=prior)
 
-        first = [rank(i) for i in range(len(det))]
-        out = list(first)
-        for i in range(len(det)):
-            scale = photo_scale(first, lengths, index, skip=i)
-            if scale and lengths[i]:
-                out[i] = rank(i, (lengths[i], scale))
-        return out
+        results = []
+        for prior in priors:
+            first = [rank(i, prior) for i in range(len(det))]
+            out = list(first)
+            for i in range(len(det)):
+                scale = photo_scale(first, lengths, index, skip=i)
+                if scale and lengths[i]:
+                    out[i] = rank(i, prior, (lengths[i], scale))
+            results.append(out)
+        return results
 
     def _measured(self, apps: list[Appearance | None], pixels: list[np.ndarray],
                   hulls: list[np.ndarray | None] | None) -> list[Appearance | None]:
@@ -155,10 +170,15 @@ class Pipeline:
     def analyze(self, photo: bytes | str | Path | np.ndarray | images.Decoded, my_meds: list[str] | None = None,
                 profile: Profile | None = None, *, conf: float = 0.35, iou: float = 0.5,
                 confirmed: dict[int, str] | None = None,
-                other_sides: dict[int, bytes | str | Path | np.ndarray | images.Decoded] | None = None) -> Report:
+                other_sides: dict[int, bytes | str | Path | np.ndarray | images.Decoded] | None = None,
+                history: list[str] | None = None) -> Report:
         """Boxes and sizes in the report are in full-resolution pixels of the upright photo, however it was decoded.
-        ``other_sides``: pill number (1-based, as shown) -> a photo of that pill turned over."""
+        ``other_sides``: pill number (1-based, as shown) -> a photo of that pill turned over. ``my_meds``: the
+        person's medicines (ITEM_SEQ or package barcodes), checked with the pills and a prior for naming them;
+        ``history``: products the person confirmed before, a prior only."""
         t = {"start": time.perf_counter()}
+        meds = resolve_codes(self.catalog.cursor(), my_meds or [])
+        mine = meds + [str(h) for h in history or () if h]
         photo = _decoded(photo)
         rgb = photo.rgb
         t["decode"] = time.perf_counter()
@@ -178,15 +198,14 @@ class Pipeline:
         if len(det) and photo.scale > 1 and (det.xyxy[:, 2:] - det.xyxy[:, :2]).min() < SMALL_PILL_PX:
             # small pills: their imprints are read from the full-size photo (the detector never needs it)
             sharp = photo.full().rgb
-            idents = self.identify(sharp, det.scaled(sharp.shape[1] / rgb.shape[1]), sides)
+            idents = self.identify(sharp, det.scaled(sharp.shape[1] / rgb.shape[1]), sides, mine)
         else:
-            idents = self.identify(rgb, det, sides)
+            idents = self.identify(rgb, det, sides, mine)
         t["identify"] = time.perf_counter()
         confirmed = confirmed or {}
         in_photo = det.scaled(photo.scale)  # full-size pixels
         pills = [Pill(i + 1, [float(v) for v in box], float(c), ident, confirmed.get(i + 1))
                  for i, (box, c, ident) in enumerate(zip(in_photo.xyxy, in_photo.confidence, idents))]
-        meds = [m for m in dict.fromkeys(str(x).strip() for x in (my_meds or [])) if m]
         items = [p.item_seq for p in pills if p.item_seq] + meds
         result = check(self.catalog.dur, items, profile)
         possible = possible_warnings(self.catalog.dur, items, unidentified([p.to_dict() for p in pills]), profile)
@@ -204,6 +223,17 @@ class Pipeline:
     def products_for_barcode(self, code: str) -> list[dict]:
         """The product(s) a package barcode (표준코드) names; ``BarcodeError`` when the code is not one."""
         return by_barcode(self.catalog.cursor(), code)
+
+    def scan_box(self, photo: bytes | str | Path | np.ndarray | images.Decoded) -> list[dict]:
+        """The products whose package barcodes a photo of a box shows (EAN-13, GS1 DataMatrix), each with what its
+        pill looks like, so the person can hold it against the pill; a code the catalog cannot name comes back with
+        ``item_seq`` None; [] when no code can be read."""
+        rgb = _decoded(photo).full().rgb  # bars need every pixel
+        con = self.catalog.cursor()
+        unknown = lambda code: [{"item_seq": None, "name": None, "company": None, "barcode": code, "source": None}]  # noqa: E731
+        found = [hit for code in read_codes(rgb) for hit in by_barcode(con, code) or unknown(code)]
+        looks = describe(con, [f["item_seq"] for f in found])
+        return [{**f, **looks.get(f["item_seq"] or "", {})} for f in found]
 
 
 def unidentified(pills: list[dict]) -> dict[int, list[tuple[str, float]]]:
@@ -283,3 +313,8 @@ def analyze(photo, my_meds: list[str] | None = None, profile: Profile | None = N
 def products_for_barcode(code: str) -> list[dict]:
     """``Pipeline.products_for_barcode`` on the process-wide pipeline: 표준코드 (EAN-13 / GS1) -> product(s)."""
     return default().products_for_barcode(code)
+
+
+def scan_box(photo) -> list[dict]:
+    """``Pipeline.scan_box`` on the process-wide pipeline: a photo of a medicine box -> its product(s)."""
+    return default().scan_box(photo)

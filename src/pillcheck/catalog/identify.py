@@ -20,8 +20,9 @@ from pillcheck.inference.appearance import COLOURS, FORMS, SHAPES, Appearance, c
 
 _LOAD = """
 SELECT a.item_seq, i.item_name, i.entp_name, i.etc_otc, a.print_front, a.print_back, a.norm_front, a.norm_back,
-       a.shape, a.color_front, a.color_back, a.form, a.line_front, a.line_back, a.leng_long, a.leng_short
-FROM appearance a JOIN items i USING (item_seq)
+       a.shape, a.color_front, a.color_back, a.form, a.line_front, a.line_back, a.leng_long, a.leng_short,
+       m.gnl_code
+FROM appearance a JOIN items i USING (item_seq) LEFT JOIN item_market m USING (item_seq)
 ORDER BY a.item_seq
 """
 
@@ -56,6 +57,14 @@ UNSURE_P = 0.15
 READ_CONF_POWER = 1.0
 CTC_SHORTLIST = 400
 CTC_FUZZY = 150
+# The person's own medicines (their list and the products they confirmed before) share prior mass LIST_PI, the rest
+# of the catalog 1 - LIST_PI: a drawer of loose pills mostly holds one's own medicines. Chosen on the tuning set with
+# simulated lists (models/MODEL_CARD.md). The list ranks; it does not make a pill sure on its own: a listed product
+# is sure only with a read that is exactly its imprint, as always, and when every product off the list that the
+# pill's evidence cannot rule out (log-likelihood within LIST_MARGIN of the listed product's) is interchangeable
+# with it for every DUR check (the same HIRA 주성분코드): then they are named as one group.
+LIST_PI = 0.9
+LIST_MARGIN = 3.0
 
 
 @dataclass
@@ -86,19 +95,32 @@ class Face:
     confidence: list[float] | None = None  # the reader's confidence in each read (None: all full)
 
 
+@dataclass(frozen=True)
+class ListPrior:
+    """Per record log prior (its maximum 0) and which records are the person's own products."""
+
+    log_p: np.ndarray
+    mine: np.ndarray
+
+
 @dataclass
 class Identification:
     candidates: list[Candidate]
     status: str  # sure | unsure | unknown
     imprint_read: str
     appearance: dict = field(default_factory=dict)
+    # with a medication list: whether the leading product is one of the person's medicines (None: no list given)
+    from_list: bool | None = None
+    # products the evidence could not tell from the leader, all interchangeable with it (same 주성분코드)
+    group: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> Candidate | None:
         return self.candidates[0] if self.candidates else None
 
     def to_dict(self) -> dict:
-        return {"status": self.status, "imprint_read": self.imprint_read,
+        return {"status": self.status, "imprint_read": self.imprint_read, "from_list": self.from_list,
+                "group": self.group,
                 "candidates": [c.to_dict() for c in self.candidates], "appearance": self.appearance}
 
 
@@ -166,6 +188,7 @@ class CandidateIndex:
         self._first: dict[str, int] = {}  # item_seq -> its first record
         for i, seq in enumerate(self.item_seq):
             self._first.setdefault(str(seq), i)
+        self.gnl = np.array([r[16] or "" for r in rows])  # HIRA 주성분코드 ("" when not on the list)
         self.blank_front = np.array([not s for s in self.front])
         self.blank_back = np.array([not s for s in self.back])
 
@@ -188,6 +211,18 @@ class CandidateIndex:
         front = W_COLOUR * colour(self.colour_front) + W_LINE * line_lp(self.line_front)
         back = W_COLOUR * colour(self.colour_back) + W_LINE * line_lp(self.line_back)
         return (lp + np.maximum(front, back)).astype(np.float32)
+
+    def list_prior(self, seqs: list[str] | None, pi: float | None = None) -> ListPrior | None:
+        """The person's products share prior mass ``pi``, every other record ``1 - pi``; None when no listed
+        product is in the pill catalog (then the ranking is the catalog's alone)."""
+        mine = np.isin(self.item_seq, [str(s) for s in seqs or ()])
+        n_in = int(mine.sum())
+        if not n_in:
+            return None
+        n_out = max(len(mine) - n_in, 1)
+        pi = LIST_PI if pi is None else pi
+        log_p = np.where(mine, np.log(pi / n_in), np.log((1 - pi) / n_out))
+        return ListPrior((log_p - log_p.max()).astype(np.float32), mine)
 
     def length_of(self, item_seq: str) -> float | None:
         """A product's long side in mm (its first record), None when the catalog has no size."""
@@ -262,23 +297,29 @@ class CandidateIndex:
     def rank(self, app: Appearance | None, reads: list[str], ctc: Callable[[list[str]], np.ndarray] | None = None,
              k: int = 5, allowed: np.ndarray | None = None, aspect: float | None = None,
              size: tuple[float, float] | None = None, other: Face | None = None,
-             confidence: list[float] | None = None) -> Identification:
+             confidence: list[float] | None = None, prior: ListPrior | None = None) -> Identification:
         """Top-k products with probabilities and the status (sure / unsure / unknown). ``aspect``: the pill's
         measured long/short ratio; ``size``: its long side in pixels and the photo's pixels per mm; ``other``:
         what a photo of the pill's other side shows (one face rarely names a product: 34% of catalog faces are blank
-        and most codes are shared by several products, told apart by the other face)."""
+        and most codes are shared by several products, told apart by the other face); ``prior``: per record log
+        prior (``list_prior``: the person's medicines), None for the catalog alone."""
         faces = [Face(app, reads, ctc, aspect, confidence)] + ([other] if other is not None else [])
         app_lp = sum(self.appearance_logp(f.app) + W_ASPECT * self.aspect_logp(f.aspect) for f in faces) / len(faces)
         if size is not None:
             app_lp = app_lp + W_SIZE * self.size_logp(*size)
         term, fuzzy, face = self._imprint_term(faces)
         score = app_lp + term
+        log_prior = TEMPERATURE * prior.log_p if prior is not None else np.zeros(len(score), np.float32)
+        score = score + log_prior
         ctc_scores: dict[int, float] = {}
         # records the reader cannot spell (shortlist indices), scored as if their imprint were read as well as the best
         rivals, rival_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
         if all(f.ctc is not None for f in faces):
             # shortlist: the best by all evidence so far, plus the best fuzzy imprint matches on their own
-            short = np.unique(np.concatenate([np.argsort(-score)[:CTC_SHORTLIST], np.argsort(-fuzzy)[:CTC_FUZZY]]))
+            # (and the person's own products, whatever their first evidence)
+            mine = np.flatnonzero(prior.mine) if prior is not None else np.zeros(0, np.int64)
+            short = np.unique(np.concatenate([np.argsort(-score)[:CTC_SHORTLIST], np.argsort(-fuzzy)[:CTC_FUZZY],
+                                              mine]))
             per_face = [self._ctc_faces(f.ctc, short, cap_blank=len(faces) == 1) for f in faces]  # (front, back)
             if len(faces) == 1:
                 best = np.maximum(per_face[0][0], per_face[0][1])
@@ -326,11 +367,24 @@ class CandidateIndex:
         if len(others):
             gap = (float(others.max()) - float(score[ranked[0][1][1]])) / TEMPERATURE
             ceiling = float(1 / (1 + np.exp(min(gap, 50.0))))
+        from_list, group = None, []
+        if prior is not None and ranked:
+            lead = ranked[0][1][1]
+            from_list = bool(prior.mine[lead])
+            for c, (_, (_, i)) in zip(cands, ranked):
+                c.evidence["my_list"] = bool(prior.mine[i])
+            if from_list:  # products off the list that the pill itself does not rule out
+                lik = score - log_prior
+                close = ~prior.mine & (lik > lik[lead] - LIST_MARGIN) & (self.item_seq != self.item_seq[lead])
+                same = bool(self.gnl[lead]) & (self.gnl == self.gnl[lead])
+                if (close & ~same).any():
+                    ceiling = 0.0
+                group = sorted(set(map(str, self.item_seq[close & same])))
         status = self.status(cands, matched_chars=matched, ceiling=ceiling)
         read = " | ".join(t for t in reads if t)
         if other is not None:
             read = f"{read} // {' | '.join(t for t in other.reads if t)}"
-        return Identification(cands, status, read, app.to_dict() if app else {})
+        return Identification(cands, status, read, app.to_dict() if app else {}, from_list, group)
 
     @staticmethod
     def status(cands: list[Candidate], matched_chars: int = 0, ceiling: float = 1.0) -> str:

@@ -34,7 +34,8 @@ ORDER BY 1 NULLS LAST
 def gtin13(code: str) -> str | None:
     """A scanned package code as the 13-digit 표준코드: EAN-13 as is, GTIN-14 with a leading 0 (GS1 DataMatrix
     '(01)0880…'), or a GS1 element string; None when it is not a valid GTIN (wrong length or check digit)."""
-    digits = re.sub(r"\D", "", code or "")
+    hri = re.search(r"\(01\)\s*(\d{14})", code or "")  # '(17)281231(01)0880…' as zxing prints GS1 data
+    digits = hri.group(1) if hri else re.sub(r"\D", "", code or "")
     m = re.match(r"^01(\d{14})", digits) if len(digits) > 14 else None
     if m:
         digits = m.group(1)
@@ -44,6 +45,25 @@ def gtin13(code: str) -> str | None:
         return None
     total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
     return digits if (10 - total % 10) % 10 == int(digits[12]) else None
+
+
+_DESCRIBE = """
+SELECT i.item_seq, i.item_name, i.entp_name, i.etc_otc,
+       any_value(concat_ws(' / ', nullif(a.print_front, ''), nullif(a.print_back, ''))), any_value(a.shape),
+       any_value(concat_ws(', ', nullif(a.color_front, ''), nullif(a.color_back, '')))
+FROM items i LEFT JOIN appearance a USING (item_seq)
+WHERE i.item_seq IN (SELECT unnest(?::VARCHAR[]))
+GROUP BY ALL
+"""
+
+
+def describe(con: duckdb.DuckDBPyConnection, seqs: list[str]) -> dict[str, dict]:
+    """Name, company, Rx/OTC and what the pill looks like (imprint, shape, colour), to hold against a pill."""
+    seqs = list(dict.fromkeys(str(s) for s in seqs if s))
+    if not seqs:
+        return {}
+    return {r[0]: {"item_seq": r[0], "name": r[1], "company": r[2], "etc_otc": r[3], "imprint": r[4] or "",
+                   "shape": r[5], "colour": r[6]} for r in con.execute(_DESCRIBE, [seqs]).fetchall()}
 
 
 class BarcodeError(ValueError):
@@ -91,3 +111,18 @@ def by_barcode(con: duckdb.DuckDBPyConnection, code: str) -> list[dict]:
         raise BarcodeError(f"{code!r} is not a package barcode: a 표준코드 is 13 digits (880…) with a valid check digit")
     return [{"item_seq": seq, "name": name, "company": company, "barcode": gtin, "source": source}
             for seq, name, company, source in con.execute(_BARCODE, [gtin]).fetchall()]
+
+
+def resolve_codes(con: duckdb.DuckDBPyConnection, codes: list[str]) -> list[str]:
+    """A medication list as ITEM_SEQ codes: item codes stay, package barcodes (13-14 digits, GS1 strings) become
+    their product. A barcode the catalog cannot name stays as typed, so the check lists it as unknown, never drops
+    it. Duplicates go; order stays."""
+    out = []
+    for raw in codes:
+        code = str(raw).strip()
+        if not code:
+            continue
+        gtin = gtin13(code) if len(re.sub(r"\D", "", code)) >= 13 else None
+        found = [f["item_seq"] for f in by_barcode(con, gtin) if f["item_seq"]] if gtin else []
+        out.extend(found or [code])
+    return list(dict.fromkeys(out))

@@ -30,12 +30,12 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 
 from pillcheck import config, images
 from pillcheck.catalog.db import CatalogError, CatalogMissing
-from pillcheck.catalog.status import list_date, product_status
+from pillcheck.catalog.status import describe, list_date, product_status, resolve_codes
 from pillcheck.inference.session import ModelError
 from pillcheck.pipeline import Pipeline, unidentified
 from pillcheck.safety.dur import Profile, check, possible_warnings
 from pillcheck.ui import batch, export, render
-from pillcheck.ui.i18n import DEFAULT, LANGS, t
+from pillcheck.ui.i18n import DEFAULT, LANGS, t, term
 from pillcheck.ui.style import CSS
 
 log = logging.getLogger(__name__)
@@ -44,22 +44,14 @@ INFERENCE = "inference"  # the one concurrency group around the models (a photo,
 MAX_FILE_SIZE = "100mb"  # batch zips; single photos are held to images.MAX_BYTES when read
 DELETE_CACHE = (300, 900)  # every 5 min, Gradio's copies older than 15 min go (annotated photos, downloads)
 MAX_MEDS = 40
-DEVICE_DEFAULT: dict[str, Any] = {"meds": [], "age": None, "pregnant": False, "lang": DEFAULT, "large": False,
-                                  "save_corrections": False}
+# history: the products this person confirmed for pills before (a prior for naming pills, never checked as taken)
+DEVICE_DEFAULT: dict[str, Any] = {"meds": [], "history": [], "age": None, "pregnant": False, "lang": DEFAULT,
+                                  "large": False, "save_corrections": False}
+MAX_HISTORY = 60
 WEBCAM = gr.WebcamOptions(mirror=False,  # imprints must read the right way round
                           constraints={"video": {"facingMode": {"ideal": "environment"},
                                                  "width": {"ideal": 1920}, "height": {"ideal": 1440}}})
 LARGE_JS = "(on) => { document.documentElement.classList.toggle('pc-large', !!on); return []; }"
-
-_INFO_SQL = """
-SELECT i.item_seq, i.item_name, i.entp_name, i.etc_otc,
-       any_value(concat_ws(' / ', nullif(a.print_front, ''), nullif(a.print_back, ''))), any_value(a.shape),
-       any_value(concat_ws(', ', nullif(a.color_front, ''), nullif(a.color_back, '')))
-FROM items i LEFT JOIN appearance a USING (item_seq)
-WHERE i.item_seq IN (SELECT unnest(?::VARCHAR[]))
-GROUP BY ALL
-"""
-
 
 def browser_secret() -> str:
     """The key BrowserState encrypts with. It must survive restarts, or every saved medication list becomes
@@ -231,11 +223,8 @@ class PillcheckApp:
         if not seqs:
             return {}
         con = self.pipe.catalog.cursor()
-        rows = con.execute(_INFO_SQL, [seqs]).fetchall()
-        known = product_status(con, seqs)
-        listed = list_date(con)
-        return {r[0]: {"item_seq": r[0], "name": r[1], "company": r[2], "etc_otc": r[3], "imprint": r[4] or "",
-                       "shape": r[5], "colour": r[6], "list_date": listed, **known.get(r[0], {})} for r in rows}
+        known, listed = product_status(con, seqs), list_date(con)
+        return {seq: {**d, "list_date": listed, **known.get(seq, {})} for seq, d in describe(con, seqs).items()}
 
     def search(self, text: str, limit: int = 8) -> list[dict]:
         return [h.to_dict() for h in self.pipe.catalog.search.search((text or "").strip(), limit)] if text else []
@@ -295,7 +284,7 @@ class PillcheckApp:
             gr.update(visible=bool(ev.pills)),
             gr.update(choices=[(pill_tag(p), p["index"]) for p in ev.pills], value=pick),
             self.choice_update(ev.pills, pick, lang),
-            gr.update(choices=[(ev.info.get(s, {}).get("name", s), s) for s in ev.meds], value=ev.meds),
+            gr.update(choices=[(med_label(ev.info.get(s, {"name": s}), lang), s) for s in ev.meds], value=ev.meds),
         ]
 
     # ------------------------------------------------------------------ handlers: the photo
@@ -356,8 +345,8 @@ class PillcheckApp:
         ``walk_sides``: pill ``pick`` just got its other side: say what that gave and which pill to turn next."""
         chosen = {p["index"]: p for p in session.get("pills", []) if p["status"] == "confirmed"} if keep_choices else {}
         try:
-            report = self.pipe.analyze(photo, [], None, conf=float(conf), iou=float(iou),
-                                       other_sides=session.get("sides"))
+            report = self.pipe.analyze(photo, device["meds"], None, conf=float(conf), iou=float(iou),
+                                       other_sides=session.get("sides"), history=device["history"])
         except ModelError as exc:  # the person needs to know it is not their photo; the log gets the path
             log.error("analyze: %s", exc)
             return [None, *self.view(None, device, lang, t(lang, "model_missing"), "error")]
@@ -383,11 +372,13 @@ class PillcheckApp:
         return self.search_choices(text, lang) if (text or "").strip() else self.on_pick(session, pick, lang)
 
     def on_choose(self, session: dict | None, pick: int, seq: str, device: Any, lang: str) -> list:
-        """The person says which product pill ``pick`` is: it joins the check at once."""
+        """The person says which product pill ``pick`` is: it joins the check at once, and the device remembers it
+        as one of this person's products (a prior the next time a pill is named)."""
         device = device_of(device)
         pill = next((p for p in (session or {}).get("pills", []) if p["index"] == pick), None)
         if pill is None or not seq:
-            return [session, *self.view(session, device, lang, pick=pick)]
+            return [session, device, *self.view(session, device, lang, pick=pick)]
+        device = {**device, "history": list(dict.fromkeys([seq, *device["history"]]))[:MAX_HISTORY]}
         chosen = self.info([seq]).get(seq, {})
         pill.update(status="confirmed", item_seq=seq, name=chosen.get("name"), company=chosen.get("company"))
         message = ""
@@ -396,12 +387,16 @@ class PillcheckApp:
             kept = [c for c in session["corrections"] if c["pill"] != pick]
             session["corrections"] = [*kept, {"pill": pick, "jpeg": jpeg, "box": box, "item_seq": seq}]
             message = t(lang, "corr_saved", n=len(session["corrections"]))
-        return [session, *self.view(session, device, lang, message, pick=pick)]
+        return [session, device, *self.view(session, device, lang, message, pick=pick)]
 
     # ------------------------------------------------------------------ handlers: my medications, profile, prefs
-    def with_meds(self, device: dict, meds: list[str], session: dict | None, lang: str) -> list:
-        device = {**device, "meds": list(dict.fromkeys(m for m in meds if m))[:MAX_MEDS]}
-        return [device, *self.view(session, device, lang)]
+    def with_meds(self, device: dict, meds: list[str], session: dict | None, lang: str, message: str = "",
+                  kind: str = "info") -> list:
+        new = list(dict.fromkeys(m for m in meds if m))[:MAX_MEDS]
+        if session and new != device["meds"] and not message:  # the pills were named with the old list
+            message = t(lang, "meds_changed")
+        device = {**device, "meds": new}
+        return [device, *self.view(session, device, lang, message, kind)]
 
     def on_add_pill(self, session: dict | None, pick: int, device: Any, lang: str) -> list:
         device = device_of(device)
@@ -417,6 +412,24 @@ class PillcheckApp:
         device = device_of(device)
         device, *view = self.with_meds(device, [*device["meds"], seq], session, lang)
         return [device, "", gr.update(choices=[], value=None), *view]
+
+    def on_scan(self, payload: Any, device: Any, session: dict | None, lang: str) -> list:
+        """A photo of a medicine box: the products its barcode names join my medications."""
+        device = device_of(device)
+        if not payload:
+            return [device, *self.view(session, device, lang), None]
+        try:
+            data, _ = read_upload(payload)
+            found = self.pipe.scan_box(images.decode(data, min_side=images.WORKING_SIDE))
+        except images.InputError as exc:
+            return [device, *self.view(session, device, lang, t(lang, "bad_photo", msg=exc), "error"), None]
+        seqs = [f["item_seq"] for f in found if f["item_seq"]]
+        if not seqs:
+            message = t(lang, "scan_unknown", code=found[0]["barcode"]) if found else t(lang, "scan_none")
+            return [device, *self.view(session, device, lang, message, "error"), None]
+        names = ", ".join(dict.fromkeys(med_label(f, lang) for f in found if f["item_seq"]))
+        return [*self.with_meds(device, [*device["meds"], *seqs], session, lang, t(lang, "scan_added", names=names)),
+                None]
 
     def on_profile(self, age: float | None, pregnant: bool, device: Any, session: dict | None, lang: str) -> list:
         device = {**device_of(device), "age": age, "pregnant": bool(pregnant)}
@@ -488,26 +501,37 @@ class PillcheckApp:
     @_api_errors
     def api_analyze(self, photo: FileData, my_meds: list[str] | None = None, age: float | None = None,
                     pregnant: bool = False, conf: float = 0.35, iou: float = 0.5, other_side: FileData | None = None,
-                    other_pill: int = 0) -> dict:
-        """Photo -> pills (box, status, top candidates) and DUR warnings, with my medications (ITEM_SEQ codes)
-        and profile; ``other_side``: a photo of pill number ``other_pill`` turned over. A photo that cannot be
-        used is answered with an error message saying why."""
+                    other_pill: int = 0, history: list[str] | None = None) -> dict:
+        """Photo -> pills (box, status, top candidates) and DUR warnings, with my medications (ITEM_SEQ codes or
+        package barcodes: they join the check and help name the pills) and profile; ``other_side``: a photo of
+        pill number ``other_pill`` turned over; ``history``: products confirmed before (they help name pills,
+        they are not checked). A photo that cannot be used is answered with an error message saying why."""
         meds = codes(my_meds)
         profile = Profile(age=age, pregnant=bool(pregnant))
+        past = codes((history or [])[:MAX_MEDS])
         if not (0.01 <= conf <= 0.99 and 0.05 <= iou <= 0.95):
             raise ValueError("conf must be within 0.01..0.99 and iou within 0.05..0.95")
         if bool(other_side) != bool(other_pill):
             raise ValueError("other_side and other_pill go together: the photo of a pill turned over, and its number")
         data, _ = read_upload(photo)
         sides = {int(other_pill): read_upload(other_side)[0]} if other_side else None
-        report = self.pipe.analyze(data, meds, profile, conf=conf, iou=iou, other_sides=sides).to_dict()
+        report = self.pipe.analyze(data, meds, profile, conf=conf, iou=iou, other_sides=sides, history=past).to_dict()
         return {**report, "notice": export.notice(report["data"]), "disclaimer": t("en", "disclaimer")}
 
     @_api_errors
     def api_check(self, items: list[str], age: float | None = None, pregnant: bool = False) -> dict:
         """DUR warnings for products (ITEM_SEQ codes) and an optional profile, most severe first."""
-        result = check(self.pipe.catalog.dur, codes(items), Profile(age=age, pregnant=bool(pregnant))).to_dict()
-        return {**result, "notice": export.notice(result["data"])}
+        cat = self.pipe.catalog
+        items = resolve_codes(cat.cursor(), codes(items))  # package barcodes name their products
+        result = check(cat.dur, items, Profile(age=age, pregnant=bool(pregnant))).to_dict()
+        return {**result, "products": product_status(cat.cursor(), items), "notice": export.notice(result["data"])}
+
+    @_api_errors
+    def api_scan(self, photo: FileData) -> dict:
+        """A photo of a medicine box -> the products its barcodes (EAN-13, GS1 DataMatrix) name, each with what its
+        pill looks like (imprint, shape, colour)."""
+        data, _ = read_upload(photo)
+        return {"products": self.pipe.scan_box(data), "data": self.pipe.catalog.data}
 
     @_api_errors
     def api_search(self, text: str, limit: int = 10) -> dict:
@@ -554,6 +578,8 @@ class PillcheckApp:
                 med_search = L(gr.Textbox(label=t(ko, "meds_search"), placeholder=t(ko, "search_placeholder"),
                                           elem_id="pc-med-search"), label="meds_search", placeholder="search_placeholder")
                 med_results = L(gr.Radio([], label=t(ko, "meds_results"), elem_id="pc-med-results"), label="meds_results")
+                scan = L(gr.Image(sources=["upload", "webcam"], type="filepath", image_mode=None, label=t(ko, "scan_box"),
+                                  webcam_options=WEBCAM, height=160, elem_id="pc-scan"), label="scan_box")
             with gr.Column(elem_id="pc-profile"):
                 L(gr.Markdown(heading("profile_title")(ko)), value=heading("profile_title"))
                 with gr.Row():
@@ -593,12 +619,14 @@ class PillcheckApp:
             other_side.upload(self.on_other_side, [other_side, session, pick, device, lang, conf, iou],
                               [session, *view, other_side], preprocess=False, show_progress_on=[status], **inference)
             fix_search.change(self.on_fix_search, [fix_search, session, pick, lang], [choice], **private)
-            choice.input(self.on_choose, [session, pick, choice, device, lang], [session, *view], **private)
+            choice.input(self.on_choose, [session, pick, choice, device, lang], [session, device, *view], **private)
             add_pill.click(self.on_add_pill, [session, pick, device, lang], [device, *view], **private)
             meds_box.input(self.on_meds_edit, [meds_box, device, session, lang], [device, *view], **private)
             med_search.change(self.search_choices, [med_search, lang], [med_results], **private)
             med_results.input(self.on_add_med, [med_results, device, session, lang],
                               [device, med_search, med_results, *view], **private)
+            scan.upload(self.on_scan, [scan, device, session, lang], [device, *view, scan], preprocess=False,
+                        show_progress_on=[status], **private)
             for widget in (age, pregnant):
                 widget.input(self.on_profile, [age, pregnant, device, session, lang], [device, *view], **private)
             lang.change(self.on_lang, [lang, device, session], [device, *self.texts.components, *view], **private)
@@ -613,6 +641,7 @@ class PillcheckApp:
             gr.api(self.api_analyze, api_name="analyze", concurrency_id=INFERENCE, concurrency_limit=1)
             gr.api(self.api_check, api_name="check")
             gr.api(self.api_search, api_name="search")
+            gr.api(self.api_scan, api_name="scan", concurrency_id=INFERENCE, concurrency_limit=1)
         return demo
 
 
@@ -629,6 +658,12 @@ def codes(items: list[str] | str | None) -> list[str]:
     if len(out) > MAX_MEDS or any(len(x) > 20 for x in out):
         raise ValueError(f"at most {MAX_MEDS} item codes (ITEM_SEQ) of up to 20 characters")
     return out
+
+
+def med_label(prod: dict, lang: str) -> str:
+    """A medicine as the person should hold it against a pill: name, then what the pill looks like."""
+    looks = " ".join(x for x in (term(lang, prod.get("shape")), term(lang, prod.get("colour"))) if x)
+    return " · ".join(x for x in (prod.get("name") or prod.get("item_seq"), prod.get("imprint"), looks) if x)
 
 
 def pill_tag(p: dict) -> str:

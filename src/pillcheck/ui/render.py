@@ -84,6 +84,24 @@ def shown_product(pill: dict, info: dict[str, dict]) -> dict | None:
     return None
 
 
+def _josa(name: str) -> str:
+    """과 after a final consonant, 와 after a vowel: '리피논정80밀리그램과', '판콜에이와'."""
+    last = name.rstrip(" )")[-1:] if name else ""
+    if "가" <= last <= "힣":
+        return "과" if (ord(last) - 0xAC00) % 28 else "와"
+    return "과"
+
+
+def source_text(pill: dict, prod: dict, lang: str) -> str:
+    """Where the name came from, when the person has a medication list: one of their medicines, or the catalog."""
+    if pill.get("from_list") is None or not prod:
+        return ""
+    if pill["from_list"]:
+        return t(lang, "from_list_yes", name=prod.get("name") or "", josa=_josa(prod.get("name") or "") if lang == "ko"
+                 else "")
+    return t(lang, "from_list_no")
+
+
 def market_text(prod: dict, lang: str) -> str:
     """On the reimbursement list or not; nothing when the catalog holds no list (then nothing is known)."""
     if "market" not in prod or not prod.get("list_date"):
@@ -122,6 +140,9 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
             _row(t(lang, "shape_colour"), " · ".join(x for x in (term(lang, (prod or {}).get("shape")),
                                                                term(lang, (prod or {}).get("colour"))) if x)),
             _row(t(lang, "confidence"), conf),
+            _row(t(lang, "source"), source_text(p, prod or {}, lang) if status != "confirmed" else ""),
+            _row(t(lang, "group"), t(lang, "group_text", n=len(p["group"])) if p.get("group") and status == "sure"
+                 else ""),
             _row(t(lang, "kind"), rx_otc((prod or {}).get("etc_otc"), lang)),
             _row(t(lang, "market"), market_text(prod or {}, lang)),
             _row(t(lang, "code"), (prod or {}).get("item_seq") or ""),
