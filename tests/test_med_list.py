@@ -192,3 +192,21 @@ def test_barcodes_in_my_medicines_name_their_products(official, tmp_path):
     cv2.imwrite(str(empty), np.full((300, 300, 3), 200, np.uint8))
     text = run("scan", str(empty))
     assert text.returncode == 0 and "no package barcode could be read" in text.stdout
+
+
+def test_simulated_lists_hold_what_they_say(index):
+    from pillcheck.training.med_lists import ABSENT, HELD, Lookalikes, simulated_lists
+
+    looks = Lookalikes(index)
+    code, twins = _twins(index, 3)
+    photo = [twins[0]]  # its only look-alikes are the other two twins
+    lists = simulated_lists("photo-1.jpg", photo, looks)
+    assert lists == simulated_lists("photo-1.jpg", photo, looks)  # reproducible per image
+    assert lists["none"] is None and len(lists["own+6-random"]) == len(photo) + 6
+    for k in HELD:
+        held = lists[f"own+{k}"]
+        assert held[:1] == photo and len(set(held)) == len(photo) + k
+        assert set(twins[1:]) <= set(held)  # half of the others are look-alikes: both twins are among them
+    for case in (f"absent{ABSENT}", f"absent{ABSENT}-lookalike"):
+        assert len(lists[case]) == ABSENT and not set(lists[case]) & set(photo)
+    assert set(looks.of(twins[0])) >= set(twins[1:])

@@ -96,8 +96,8 @@ def test_small_pills_in_a_big_photo_are_read_at_full_size(demo_db, monkeypatch):
     pipe = Pipeline(db=demo_db)
     seen = []
     real = Pipeline.identify
-    monkeypatch.setattr(Pipeline, "identify", lambda self, rgb, det, sides=None: seen.append((rgb.shape, det.xyxy))
-                        or real(self, rgb, det, sides))
+    monkeypatch.setattr(Pipeline, "identify", lambda self, rgb, det, sides=None, mine=None: seen.append((rgb.shape, det.xyxy))
+                        or real(self, rgb, det, sides, mine))
     report = pipe.analyze(buf.getvalue(), conf=TOY_CONF)
     (shape, boxes), = seen
     assert shape == (3000, 4000, 3)

@@ -273,6 +273,8 @@ def test_cards_say_where_a_name_came_from():
             "candidates": [{"item_seq": "1", "name": "리피논정80밀리그램", "score": 0.999, "company": "c"}]}
     assert "내 약: 리피논정80밀리그램과 일치" in render.cards_html([{**pill, "from_list": True}], {}, "ko")
     assert "내 약 목록에 없는 약" in render.cards_html([{**pill, "from_list": False}], {}, "ko")
+    maybe = render.cards_html([{**pill, "status": "unsure", "from_list": True}], {}, "ko")
+    assert "일 수 있습니다" in maybe and "일치" not in maybe  # the list's guess is not said as a match
     assert "Named from" not in render.cards_html([{**pill, "from_list": None}], {}, "en")  # no list, nothing said
     grouped = render.cards_html([{**pill, "from_list": True, "group": ["2", "3"]}], {}, "en")
     assert "Cannot be told from 2 products with the same ingredient" in grouped
@@ -314,7 +316,7 @@ def test_blocks_settings(demo_db):
 
     demo = PillcheckApp(Pipeline(db=demo_db), secret=SECRET).blocks()
     config_ = demo.get_config_file()
-    for elem_id in ("pc-photo", "pc-other-side"):
+    for elem_id in ("pc-photo", "pc-other-side", "pc-scan"):  # rear camera, not mirrored: imprints and bars read
         (photo,) = [c["props"] for c in config_["components"] if c["props"].get("elem_id") == elem_id]
         assert photo["webcam_options"]["mirror"] is False and set(photo["sources"]) == {"upload", "webcam"}
         assert photo["webcam_options"]["constraints"]["video"]["facingMode"] == {"ideal": "environment"}
@@ -322,9 +324,9 @@ def test_blocks_settings(demo_db):
     assert state["storage_key"] == "pillcheck-device" and state["default_value"]["meds"] == []
     fns = {f.api_name: f for f in demo.fns.values()}
     assert {n for n, f in fns.items() if f.concurrency_id == INFERENCE} == {"on_photo", "on_rerun", "on_other_side",
-                                                                             "on_batch", "analyze"}
+                                                                             "on_batch", "analyze", "scan"}
     assert all(fns[n].concurrency_limit == 1 for n in ("on_photo", "analyze"))
-    assert {n for n, f in fns.items() if f.api_visibility == "public"} == {"analyze", "check", "search"}
+    assert {n for n, f in fns.items() if f.api_visibility == "public"} == {"analyze", "check", "search", "scan"}
     assert demo.delete_cache == DELETE_CACHE
 
 
@@ -339,7 +341,7 @@ def client(demo_db):
 
 def test_api_endpoints_are_named(client):
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
-        "/analyze", "/check", "/search"}
+        "/analyze", "/check", "/search", "/scan"}
     with urllib.request.urlopen(f"{client.src.rstrip('/')}/config", timeout=10) as r:
         served = json.load(r)
     assert served["max_file_size"] == 100 * 2**20 and served["analytics_enabled"] is False
@@ -352,6 +354,16 @@ def test_api_check_and_search(client):
     assert result["data"] == "demo" and result["notice"].startswith("Demo data")
     hits = client.predict(text="DS20", limit=3, api_name="/search")["results"]
     assert hits[0]["item_seq"] == "999900002"
+
+
+def test_api_scan_reads_a_box(client, tmp_path):
+    from gradio_client import handle_file
+
+    bars = np.array(zxingcpp.create_barcode("8806205000126", zxingcpp.BarcodeFormat.EAN13).to_image(scale=3))
+    box = tmp_path / "box.png"
+    cv2.imwrite(str(box), np.pad(bars, 60, constant_values=255))
+    (found,) = client.predict(photo=handle_file(str(box)), api_name="/scan")["products"]
+    assert found["barcode"] == "8806205000126" and found["item_seq"] is None  # the demo catalog does not list it
 
 
 def test_api_bad_uploads_are_friendly(client, tmp_path):

@@ -260,17 +260,23 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_scan(args: argparse.Namespace) -> int:
-    """Photos of medicine boxes -> the products their barcodes name, with what each pill looks like."""
+def _each_image(paths: list[Path], fn) -> list[dict]:
+    """``fn(path)`` (a dict) per image; a photo that cannot be used gets its one-line error, the others still run."""
     from pillcheck.images import InputError
 
-    pipe = _pipeline(args)
     out = []
-    for path in args.images:
+    for path in paths:
         try:
-            out.append({"image": str(path), "products": pipe.scan_box(path)})
+            out.append({"image": str(path), **fn(path)})
         except InputError as exc:
             out.append({"image": str(path), "error": str(exc)})
+    return out
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Photos of medicine boxes -> the products their barcodes name, with what each pill looks like."""
+    pipe = _pipeline(args)
+    out = _each_image(args.images, lambda path: {"products": pipe.scan_box(path)})
     if args.json:
         _emit(out)
         return 0
@@ -341,7 +347,6 @@ def _pipeline(args: argparse.Namespace):
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from pillcheck.images import InputError
     from pillcheck.safety.dur import condition_text
 
     pipe = _pipeline(args)
@@ -355,14 +360,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         sides[int(number)] = Path(side)
     if sides and len(args.images) != 1:
         raise UserError("--other-side needs exactly one IMAGE (pill numbers refer to it)")
-    out = []
-    for path in args.images:
-        try:
-            report = pipe.analyze(path, meds, profile, conf=args.conf, other_sides=sides)
-        except InputError as exc:
-            out.append({"image": str(path), "error": str(exc)})
-            continue
-        out.append({"image": str(path), **report.to_dict()})
+    out = _each_image(args.images, lambda path: pipe.analyze(path, meds, profile, conf=args.conf,
+                                                             other_sides=sides).to_dict())
     if args.json:
         _emit(out)
         return 0
@@ -417,6 +416,7 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
         looks = Lookalikes(index)
         if args.list_margin is not None:
             identify.LIST_MARGIN = args.list_margin
+
     stats: dict[str, dict[str, dict]] = {}
     by_image: dict[str, list[dict]] = {}
     for row in rows[: args.limit or None]:
@@ -634,6 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     ei.add_argument("--list-margin", type=float, default=None,
                     help="log-likelihood margin within which a product off the list keeps a listed one from being "
                          "sure (default: LIST_MARGIN)")
+
     ei.add_argument("--models", type=Path, default=None)
     ei.add_argument("--json", action="store_true")
     _db_arg(ei)

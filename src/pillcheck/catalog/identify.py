@@ -62,9 +62,18 @@ CTC_FUZZY = 150
 # simulated lists (models/MODEL_CARD.md). The list ranks; it does not make a pill sure on its own: a listed product
 # is sure only with a read that is exactly its imprint, as always, and when every product off the list that the
 # pill's evidence cannot rule out (log-likelihood within LIST_MARGIN of the listed product's) is interchangeable
-# with it for every DUR check (the same HIRA 주성분코드): then they are named as one group.
+# with it for every DUR check (the same HIRA 주성분코드): then they are named as one group. Tuning set, lists of the
+# photo's products + 6 random others: pi 0.9 / 0.99 / 0.9999 top-1 0.785 / 0.791 / 0.809 (before unread faces lost
+# their CTC evidence, below), while lists that do not hold the pill lose more the higher pi is (top-1 0.577 / 0.543 /
+# 0.479); margins 0.5 / 1 / 3 / 6 name 0.503 / 0.471 / 0.386 / 0.266 of those pills surely (pi 0.99 for 0.5, else
+# 0.9), each with the same single wrong-but-sure answer (an interchangeable product); 1 keeps room for photos unlike
+# the tuning set's.
 LIST_PI = 0.9
-LIST_MARGIN = 3.0
+LIST_MARGIN = 1.0
+# Off the list, a product whose imprint matches the pill as well as the listed one's is told apart by colour, shape
+# and size alone, and those mislead more (an orange 'HSC' oblong photographed white lost to a white 'HSC' oval by 3.9
+# nats; with the white one on the list it came out sure, evaluation set): such imprint twins must trail by this much.
+LIST_TWIN_MARGIN = 5.0
 
 
 @dataclass
@@ -314,7 +323,10 @@ class CandidateIndex:
         ctc_scores: dict[int, float] = {}
         # records the reader cannot spell (shortlist indices), scored as if their imprint were read as well as the best
         rivals, rival_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if all(f.ctc is not None for f in faces):
+        # A pill whose faces were read as nothing gets no CTC evidence: how likely a catalog string is under an empty
+        # read is noise, and at full weight it made one-character codes beat the true imprint by ~20 nats (tuning set,
+        # simulated medication lists: own products + 6, top-1 0.785 -> 0.938; no list 0.598 -> 0.604).
+        if all(f.ctc is not None for f in faces) and any(t for f in faces for t in f.reads):
             # shortlist: the best by all evidence so far, plus the best fuzzy imprint matches on their own
             # (and the person's own products, whatever their first evidence)
             mine = np.flatnonzero(prior.mine) if prior is not None else np.zeros(0, np.int64)
@@ -375,7 +387,9 @@ class CandidateIndex:
                 c.evidence["my_list"] = bool(prior.mine[i])
             if from_list:  # products off the list that the pill itself does not rule out
                 lik = score - log_prior
-                close = ~prior.mine & (lik > lik[lead] - LIST_MARGIN) & (self.item_seq != self.item_seq[lead])
+                twin = fuzzy >= fuzzy[lead] - 1e-6
+                close = ~prior.mine & (self.item_seq != self.item_seq[lead]) & (
+                    lik > lik[lead] - np.where(twin, LIST_TWIN_MARGIN, LIST_MARGIN))
                 same = bool(self.gnl[lead]) & (self.gnl == self.gnl[lead])
                 if (close & ~same).any():
                     ceiling = 0.0

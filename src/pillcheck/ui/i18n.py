@@ -100,6 +100,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "meds_changed": "내 약 목록이 바뀌었습니다. 사진 속 알약 이름을 다시 찾으려면 사진을 다시 올려 주세요.",
         "source": "찾은 곳",
         "from_list_yes": "내 약: {name}{josa} 일치",
+        "from_list_maybe": "내 약 {name}일 수 있습니다 — 맞는지 확인해 주세요",
         "from_list_no": "내 약 목록에 없는 약 · 전체 목록에서 찾음",
         "group": "같은 약",
         "group_text": "성분·함량·제형이 같은 제품 {n}개와 구별할 수 없지만, 어느 것이든 검사 결과는 같습니다",
@@ -218,6 +219,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "meds_changed": "My medications changed. Upload the photo again to name its pills with the new list.",
         "source": "Named from",
         "from_list_yes": "My medicine: matches {name}{josa}",
+        "from_list_maybe": "May be my medicine {name} — please check",
         "from_list_no": "Not one of my medicines · found in the whole catalog",
         "group": "Same medicine",
         "group_text": "Cannot be told from {n} products with the same ingredient, strength and form; the check is the "

@@ -93,12 +93,15 @@ def _josa(name: str) -> str:
 
 
 def source_text(pill: dict, prod: dict, lang: str) -> str:
-    """Where the name came from, when the person has a medication list: one of their medicines, or the catalog."""
+    """Where the name came from, when the person has a medication list: one of their medicines (surely, or the list's
+    best guess to confirm), or the whole catalog."""
     if pill.get("from_list") is None or not prod:
         return ""
-    if pill["from_list"]:
-        return t(lang, "from_list_yes", name=prod.get("name") or "", josa=_josa(prod.get("name") or "") if lang == "ko"
-                 else "")
+    name = prod.get("name") or ""
+    if pill["from_list"] and pill.get("status") == "sure":
+        return t(lang, "from_list_yes", name=name, josa=_josa(name) if lang == "ko" else "")
+    if pill["from_list"]:  # the list ranks it first; the pill itself does not settle it
+        return t(lang, "from_list_maybe", name=name)
     return t(lang, "from_list_no")
 
 
