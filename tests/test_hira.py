@@ -55,13 +55,15 @@ def _names(pairs: dict[str, str]) -> hira.IngredientNames:
 
 def test_salts_fold_onto_their_substance_but_never_onto_another():
     names = _names({"D1": "Morphine", "D2": "Morphine Sulfate", "D3": "Lithium carbonate", "D4": "Calcium carbonate",
-                    "D5": "Risedronic Acid", "D6": "Cyclosporine", "D7": "Valaciclovir", "D8": "Valganciclovir"})
+                    "D5": "Risedronic Acid", "D6": "Cyclosporine", "D7": "Valaciclovir", "D8": "Valganciclovir",
+                    "D9": "L-Carbocisteine"})
     assert names.lookup(hira.Component("morphine sulfate", None)) == ({"D1", "D2"}, 0.9)
     assert names.lookup(hira.Component("morphine hydrochloride", None))[0] == {"D1", "D2"}
     # 'calcium carbonate' without its cation is 'carbonate': that must not become lithium carbonate
     assert names.lookup(hira.Component("calcium carbonate", None))[0] == {"D4"}
     assert names.lookup(hira.Component("risedronate sodium", None))[0] == {"D5"}
     assert names.lookup(hira.Component("cyclosporin", None))[0] == {"D6"}
+    assert names.lookup(hira.Component("l-carbocysteine", None))[0] == {"D9"}
     assert names.lookup(hira.Component("valaciclovir hydrochloride", "valaciclovir"))[0] == {"D7"}
     assert names.lookup(hira.Component("amoxicillin", None)) == (set(), 0.85)
 

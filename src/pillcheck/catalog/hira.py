@@ -113,8 +113,8 @@ def _strip_salts(name: str) -> str:
 
 def _canon(name: str) -> str:
     """A comparison key that folds English spelling variants of one substance: 'risedronic acid' / 'risedronate',
-    'cyclosporine' / 'cyclosporin'."""
-    key = name_key(name)
+    'cyclosporine' / 'cyclosporin', 'carbocisteine' / 'carbocysteine' (INN / USAN)."""
+    key = name_key(name).replace("cistein", "cystein")
     if key.endswith("icacid") and len(key) > 9:
         key = key[:-6] + "ate"
     return key[:-1] if key.endswith("e") and len(key) > 5 else key
