@@ -159,7 +159,7 @@ def test_the_other_sides_are_asked_for_one_pill_after_another():
 
 
 def test_my_medications_and_profile_join_every_check(two_pills, tmp_path):
-    device, search_text, results, *view = two_pills.on_add_med("999900002", None, None, "ko")
+    device, _, search_text, results, *view = two_pills.on_add_med("999900002", None, None, "ko")
     assert search_text == "" and results["choices"] == []
     assert device["meds"] == ["999900002"] and view[MEDS]["value"] == ["999900002"]
     session, *view = two_pills.on_photo(upload(tmp_path, jpeg()), device, "ko", 0.35, 0.5)
@@ -168,8 +168,9 @@ def test_my_medications_and_profile_join_every_check(two_pills, tmp_path):
     assert device["age"] == 8 and "0~130" not in view[STATUS]
     device, *view = two_pills.on_profile(200, False, device, session, "ko")
     assert "0~130" in view[STATUS]
-    device, *view = two_pills.on_meds_edit([], device, session, "ko")
+    device, again, *view = two_pills.on_meds_edit([], device, session, "ko")
     assert device["meds"] == [] and "role='alert'" not in view[WARNINGS]  # left: #2's possible one only
+    assert again is session and "다시 찾았습니다" in view[STATUS]  # the photo's pills were named again with the list
 
 
 @pytest.mark.parametrize("data, words", [
@@ -287,13 +288,13 @@ def test_a_box_photo_adds_to_my_medications_or_says_why_not(two_pills, tmp_path)
     box = np.full((600, 800, 3), 235, np.uint8)
     box[200:200 + bars.shape[0], 200:200 + bars.shape[1]] = bars[..., None]
     ok, data = cv2.imencode(".jpg", box)
-    device, *view, cleared = two_pills.on_scan(upload(tmp_path, data.tobytes(), "box.jpg"), {"meds": ["999900008"]},
-                                               None, "ko")
+    device, _, *view, cleared = two_pills.on_scan(upload(tmp_path, data.tobytes(), "box.jpg"),
+                                                  {"meds": ["999900008"]}, None, "ko")
     # the demo catalog has no reimbursement list: the code is read, the product is not known
     assert device["meds"] == ["999900008"] and "8806205000126" in view[STATUS] and cleared is None
-    device, *view, _ = two_pills.on_scan(upload(tmp_path, jpeg(), "plain.jpg"), {}, None, "en")
+    device, _, *view, _ = two_pills.on_scan(upload(tmp_path, jpeg(), "plain.jpg"), {}, None, "en")
     assert "No barcode could be read" in view[STATUS]
-    device, *view, _ = two_pills.on_scan(upload(tmp_path, b"nope", "bad.jpg"), {}, None, "en")
+    device, _, *view, _ = two_pills.on_scan(upload(tmp_path, b"nope", "bad.jpg"), {}, None, "en")
     assert "error" in view[STATUS] and device["meds"] == []
 
 
@@ -323,8 +324,9 @@ def test_blocks_settings(demo_db):
     (state,) = [c["props"] for c in config_["components"] if c["type"] == "browserstate"]
     assert state["storage_key"] == "pillcheck-device" and state["default_value"]["meds"] == []
     fns = {f.api_name: f for f in demo.fns.values()}
-    assert {n for n, f in fns.items() if f.concurrency_id == INFERENCE} == {"on_photo", "on_rerun", "on_other_side",
-                                                                             "on_batch", "analyze", "scan"}
+    assert {n for n, f in fns.items() if f.concurrency_id == INFERENCE} == {
+        "on_photo", "on_rerun", "on_other_side", "on_batch", "analyze", "scan",
+        "on_add_pill", "on_meds_edit", "on_add_med", "on_scan"}  # the list names the pills: a change runs the models
     assert all(fns[n].concurrency_limit == 1 for n in ("on_photo", "analyze"))
     assert {n for n, f in fns.items() if f.api_visibility == "public"} == {"analyze", "check", "search", "scan"}
     assert demo.delete_cache == DELETE_CACHE

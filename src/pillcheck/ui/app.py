@@ -355,7 +355,7 @@ class PillcheckApp:
             return [None, *self.view(None, device, lang, t(lang, "failed", msg=exc.__class__.__name__), "error")]
         preview, scale = render.downscale(photo.rgb)  # report boxes are in full-size pixels
         pills = [chosen.get(p.index) or p.to_dict() for p in report.pills]
-        session.update(preview=preview, scale=scale / photo.scale, pills=pills,
+        session.update(preview=preview, scale=scale / photo.scale, pills=pills, conf=float(conf), iou=float(iou),
                        corrections=session.get("corrections", []) if keep_choices else [])
         n = len(pills)
         if walk_sides:
@@ -392,11 +392,17 @@ class PillcheckApp:
     # ------------------------------------------------------------------ handlers: my medications, profile, prefs
     def with_meds(self, device: dict, meds: list[str], session: dict | None, lang: str, message: str = "",
                   kind: str = "info") -> list:
+        """The medication list changed: it joins the check at once, and a photo on screen is named again with it
+        (the list is evidence for which product each pill is); the person's choices stay."""
         new = list(dict.fromkeys(m for m in meds if m))[:MAX_MEDS]
-        if session and new != device["meds"] and not message:  # the pills were named with the old list
-            message = t(lang, "meds_changed")
-        device = {**device, "meds": new}
-        return [device, *self.view(session, device, lang, message, kind)]
+        changed, device = new != device["meds"], {**device, "meds": new}
+        if session and session.get("photo") and changed:
+            photo = images.decode(session["photo"], min_side=images.WORKING_SIDE)
+            again, *view = self.analyze_into(session, photo, device, lang, session.get("conf", 0.35),
+                                             session.get("iou", 0.5), message or t(lang, "meds_changed"),
+                                             keep_choices=True)
+            return [device, again or session, *view]  # a failed run says why and keeps the photo
+        return [device, session, *self.view(session, device, lang, message, kind)]
 
     def on_add_pill(self, session: dict | None, pick: int, device: Any, lang: str) -> list:
         device = device_of(device)
@@ -410,23 +416,23 @@ class PillcheckApp:
 
     def on_add_med(self, seq: str, device: Any, session: dict | None, lang: str) -> list:
         device = device_of(device)
-        device, *view = self.with_meds(device, [*device["meds"], seq], session, lang)
-        return [device, "", gr.update(choices=[], value=None), *view]
+        device, session, *view = self.with_meds(device, [*device["meds"], seq], session, lang)
+        return [device, session, "", gr.update(choices=[], value=None), *view]
 
     def on_scan(self, payload: Any, device: Any, session: dict | None, lang: str) -> list:
         """A photo of a medicine box: the products its barcode names join my medications."""
         device = device_of(device)
         if not payload:
-            return [device, *self.view(session, device, lang), None]
+            return [device, session, *self.view(session, device, lang), None]
         try:
             data, _ = read_upload(payload)
             found = self.pipe.scan_box(images.decode(data, min_side=images.WORKING_SIDE))
         except images.InputError as exc:
-            return [device, *self.view(session, device, lang, t(lang, "bad_photo", msg=exc), "error"), None]
+            return [device, session, *self.view(session, device, lang, t(lang, "bad_photo", msg=exc), "error"), None]
         seqs = [f["item_seq"] for f in found if f["item_seq"]]
         if not seqs:
             message = t(lang, "scan_unknown", code=found[0]["barcode"]) if found else t(lang, "scan_none")
-            return [device, *self.view(session, device, lang, message, "error"), None]
+            return [device, session, *self.view(session, device, lang, message, "error"), None]
         names = ", ".join(dict.fromkeys(med_label(f, lang) for f in found if f["item_seq"]))
         return [*self.with_meds(device, [*device["meds"], *seqs], session, lang, t(lang, "scan_added", names=names)),
                 None]
@@ -620,13 +626,14 @@ class PillcheckApp:
                               [session, *view, other_side], preprocess=False, show_progress_on=[status], **inference)
             fix_search.change(self.on_fix_search, [fix_search, session, pick, lang], [choice], **private)
             choice.input(self.on_choose, [session, pick, choice, device, lang], [session, device, *view], **private)
-            add_pill.click(self.on_add_pill, [session, pick, device, lang], [device, *view], **private)
-            meds_box.input(self.on_meds_edit, [meds_box, device, session, lang], [device, *view], **private)
+            # the list names the pills too: a change names the photo's pills again (the models run: inference)
+            add_pill.click(self.on_add_pill, [session, pick, device, lang], [device, session, *view], **inference)
+            meds_box.input(self.on_meds_edit, [meds_box, device, session, lang], [device, session, *view], **inference)
             med_search.change(self.search_choices, [med_search, lang], [med_results], **private)
             med_results.input(self.on_add_med, [med_results, device, session, lang],
-                              [device, med_search, med_results, *view], **private)
-            scan.upload(self.on_scan, [scan, device, session, lang], [device, *view, scan], preprocess=False,
-                        show_progress_on=[status], **private)
+                              [device, session, med_search, med_results, *view], **inference)
+            scan.upload(self.on_scan, [scan, device, session, lang], [device, session, *view, scan], preprocess=False,
+                        show_progress_on=[status], **inference)
             for widget in (age, pregnant):
                 widget.input(self.on_profile, [age, pregnant, device, session, lang], [device, *view], **private)
             lang.change(self.on_lang, [lang, device, session], [device, *self.texts.components, *view], **private)

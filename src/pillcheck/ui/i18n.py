@@ -97,7 +97,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan_added": "내 약에 추가했습니다: {names}",
         "scan_none": "바코드를 읽지 못했습니다. 상자를 평평하게 들고, 바코드가 사진의 3분의 1쯤 차도록 가까이 찍어 주세요.",
         "scan_unknown": "바코드 {code}를 읽었지만 약 목록에서 찾지 못했습니다. 이름으로 찾아 추가해 주세요.",
-        "meds_changed": "내 약 목록이 바뀌었습니다. 사진 속 알약 이름을 다시 찾으려면 사진을 다시 올려 주세요.",
+        "meds_changed": "내 약 목록이 바뀌어 사진 속 알약 이름을 다시 찾았습니다.",
         "source": "찾은 곳",
         "from_list_yes": "내 약: {name}{josa} 일치",
         "from_list_maybe": "내 약 {name}일 수 있습니다 — 맞는지 확인해 주세요",
@@ -216,7 +216,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan_none": "No barcode could be read. Hold the box flat and come close, so the barcode fills about a third "
                      "of the photo.",
         "scan_unknown": "Barcode {code} was read but is not in the medicine list. Find it by name to add it.",
-        "meds_changed": "My medications changed. Upload the photo again to name its pills with the new list.",
+        "meds_changed": "My medications changed: the pills in the photo were named again with them.",
         "source": "Named from",
         "from_list_yes": "My medicine: matches {name}{josa}",
         "from_list_maybe": "May be my medicine {name} — please check",
