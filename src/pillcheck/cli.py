@@ -49,7 +49,7 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     from pillcheck.catalog.importer import import_dir
 
     db = args.db or config.default_db()
-    dirs = args.dir if isinstance(args.dir, list) else [args.dir]
+    dirs = args.dir
     kind = "demo" if [Path(d).resolve() for d in dirs] == [config.DEMO_DIR.resolve()] else "official"
     counts = import_dir([Path(d) for d in dirs], db, data_kind=kind)
     print(f"imported {' '.join(map(str, dirs))} -> {db} in {counts.pop('seconds')} s: "
@@ -60,7 +60,7 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
 
 def cmd_data_demo(args: argparse.Namespace) -> int:
-    args.dir = config.DEMO_DIR
+    args.dir = [config.DEMO_DIR]
     return cmd_data_import(args)
 
 
@@ -88,9 +88,9 @@ def catalog_stats(cat) -> dict:
     con = cat.cursor()
     out: dict = {"data": cat.data, "built_at": cat.meta.get("built_at")}
     out.update({k: con.execute(q).fetchall()[0][0] for k, q in STATS_SQL.items()})
-    n = total = out["pill catalog items"] or 1
-    out["ingredient coverage"] = round(out["catalog items with >=1 ingredient"] / n, 4)
-    out["DUR code coverage"] = round(out["catalog items with >=1 DUR ingredient code"] / n, 4)
+    total = out["pill catalog items"] or 1
+    out["ingredient coverage"] = round(out["catalog items with >=1 ingredient"] / total, 4)
+    out["DUR code coverage"] = round(out["catalog items with >=1 DUR ingredient code"] / total, 4)
     out["rules"] = dict(con.execute("SELECT type_name, count(*) FROM dur_rules GROUP BY 1 ORDER BY 1").fetchall())
     out["rules"]["분할주의 (products)"] = con.execute("SELECT count(*) FROM split_rules").fetchall()[0][0]
     out["ingredient sources"] = dict(con.execute(
@@ -193,7 +193,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                     items, age, preg = spec, args.age, args.pregnant
                 if not isinstance(items, list):
                     raise ValueError("expected a JSON list of item codes")
-                _emit(check(cat.dur, [str(i) for i in items], _profile(age, bool(preg))).to_dict())
+                _emit(check(cat.dur, resolve_codes(cat.cursor(), [str(i) for i in items]),
+                            _profile(age, bool(preg))).to_dict())
             except (ValueError, UserError, TypeError) as exc:
                 _emit({"line": n, "error": str(exc)})
         return 0

@@ -28,20 +28,22 @@ _SUFFIX = re.compile(r"_\((?:[^()]|\([^()]*\))*\)\s*$")  # '_(40mg/1정)', '_(0.
 _PARENS = re.compile(r"\([^()]*\)")
 _COMPANY = re.compile(r"\(주\)|㈜|\(유\)|\(재\)|주식회사|유한회사|\s")
 
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+_HYDRATES = _words("hemihydrate monohydrate dihydrate trihydrate tetrahydrate pentahydrate sesquihydrate hydrate "
+                   "anhydrous")
 # Salt, ester and hydrate words that name the form of a substance, not another substance.
-_SALT_WORDS = _words("""
+_SALT_WORDS = _HYDRATES | _words("""
 hydrochloride hcl dihydrochloride hydrobromide hydroiodide sodium disodium potassium calcium magnesium
 besylate besilate camsylate camsilate mesylate mesilate dimesylate maleate fumarate hemifumarate
 succinate tartrate bitartrate citrate sulfate sulphate bisulfate hydrogensulfate acetate phosphate diphosphate
 nitrate bromide iodide oxalate malate mandelate tosylate tosilate lactate gluconate napadisilate pamoate embonate
 valerate propionate dipropionate butyrate stearate palmitate salicylate xinafoate orotate trometamol tromethamine
 meglumine arginine lysine erbumine tert butylamine olamine cilexetil medoxomil axetil pivoxil proxetil
-hemihydrate monohydrate dihydrate trihydrate tetrahydrate pentahydrate sesquihydrate hydrate anhydrous hyclate
-furoate micronized
+hyclate furoate micronized
 """)
 # What is left of 'lithium carbonate' or 'magnesium oxide' without its salt words is no substance of its own.
 _INORGANIC = _words("carbonate bicarbonate hydrogencarbonate chloride oxide hydroxide fluoride sulfide silicate "
@@ -120,10 +122,6 @@ def _canon(name: str) -> str:
     return key[:-1] if key.endswith("e") and len(key) > 5 else key
 
 
-_HYDRATES = _words("hemihydrate monohydrate dihydrate trihydrate tetrahydrate pentahydrate sesquihydrate hydrate "
-                   "anhydrous")
-
-
 def _wordset(name: str) -> frozenset[str]:
     """The words of a name in any order, hydrates aside: 'Sodium Phosphate Dibasic Dihydrate' is 'dibasic sodium
     phosphate'."""
@@ -150,8 +148,8 @@ class IngredientNames:
 
     def lookup(self, comp: Component) -> tuple[set[str], float]:
         """DUR codes for one component and how sure the match is. Every code whose name is the listed substance or
-        the moiety it is given as, in any word order (0.9), and every code whose name is that substance without salt and hydrate
-        words (0.85 when only those match): the DUR data gives one substance several codes ('Morphine' and
+        the moiety it is given as, in any word order (0.9), and every code whose name is that substance without salt
+        and hydrate words (0.85 when only those match): the DUR data gives one substance several codes ('Morphine' and
         'Morphine Sulfate'), and a rule may name either. Empty when no DUR rule names the substance."""
         exact = set().union(*(self.exact.get(_canon(n), set()) | self.wordsets.get(_wordset(n), set())
                               for n in (comp.name, comp.moiety) if n))

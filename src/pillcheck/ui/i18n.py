@@ -218,7 +218,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan_unknown": "Barcode {code} was read but is not in the medicine list. Find it by name to add it.",
         "meds_changed": "My medications changed: the pills in the photo were named again with them.",
         "source": "Named from",
-        "from_list_yes": "My medicine: matches {name}{josa}",
+        "from_list_yes": "My medicine: matches {name}",
         "from_list_maybe": "May be my medicine {name} — please check",
         "from_list_no": "Not one of my medicines · found in the whole catalog",
         "group": "Same medicine",

@@ -99,7 +99,7 @@ def source_text(pill: dict, prod: dict, lang: str) -> str:
         return ""
     name = prod.get("name") or ""
     if pill["from_list"] and pill.get("status") == "sure":
-        return t(lang, "from_list_yes", name=name, josa=_josa(name) if lang == "ko" else "")
+        return t(lang, "from_list_yes", name=name, josa=_josa(name))
     if pill["from_list"]:  # the list ranks it first; the pill itself does not settle it
         return t(lang, "from_list_maybe", name=name)
     return t(lang, "from_list_no")
@@ -109,7 +109,7 @@ def market_text(prod: dict, lang: str) -> str:
     """On the reimbursement list or not; nothing when the catalog holds no list (then nothing is known)."""
     if "market" not in prod or not prod.get("list_date"):
         return ""
-    return t(lang, "market_on" if prod["market"] else "market_off").format(date=prod["list_date"])
+    return t(lang, "market_on" if prod["market"] else "market_off", date=prod["list_date"])
 
 
 def _date(text: str) -> str:
@@ -117,8 +117,8 @@ def _date(text: str) -> str:
     return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 and text.isdigit() else text
 
 
-def _row(label: str, value: str) -> str:
-    return f"<div class='pc-row'><span>{escape(label)}</span><b>{escape(value)}</b></div>" if value else ""
+def _row(label: str, value: str, cls: str = "") -> str:
+    return f"<div class='pc-row {cls}'><span>{escape(label)}</span><b>{escape(value)}</b></div>" if value else ""
 
 
 def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
@@ -150,8 +150,8 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
             _row(t(lang, "market"), market_text(prod or {}, lang)),
             _row(t(lang, "code"), (prod or {}).get("item_seq") or ""),
         ]
-        rows += [f"<div class='pc-row pc-recall'><span>{escape(t(lang, 'recall'))}</span><b>{escape(r['reason'] or '')}"
-                 f"{' · ' + _date(r['date']) if r.get('date') else ''}</b></div>" for r in (prod or {}).get("recalls", [])]
+        rows += [_row(t(lang, "recall"), (r["reason"] or "") + (f" · {_date(r['date'])}" if r.get("date") else ""),
+                      "pc-recall") for r in (prod or {}).get("recalls", [])]
         choices = ""
         if status in ("unsure", "unknown") and p["candidates"]:
             items = "".join(f"<li>{escape(c['name'])} <small>· {escape(c.get('company') or '')} · "
