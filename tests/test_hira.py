@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from pillcheck.catalog import hira
-from pillcheck.catalog.status import BarcodeError, by_barcode, gtin13, interchangeable, product_status
+from pillcheck.catalog.status import BarcodeError, by_barcode, gtin13
 from pillcheck.ui import render
 
 from .conftest import HIRA
@@ -193,11 +193,11 @@ def test_market_status_recalls_and_interchangeable_products(listed):
         ORDER BY item_seq LIMIT 1""").fetchone()[0]
     recalled = con.execute("SELECT min(item_seq) FROM recalls WHERE item_seq IN (SELECT item_seq FROM items)"
                            ).fetchone()[0]
-    st = product_status(con, [on, off, recalled])
+    st = listed.status.of([on, off, recalled])
     assert st[on]["market"]["list_date"] == "2026-04" and st[on]["market"]["gnl_code"] == gnl
     assert st[off]["market"] is None
     assert st[recalled]["recalls"] and st[recalled]["recalls"][0]["reason"]
-    peers = interchangeable(con, on)
+    peers = listed.status.interchangeable(on)
     assert len(peers) == st[on]["market"]["interchangeable"] >= 3 and on not in peers
     assert {r[0] for r in con.execute("SELECT DISTINCT gnl_code FROM item_market WHERE item_seq IN (SELECT unnest(?))",
                                       [peers]).fetchall()} == {gnl}

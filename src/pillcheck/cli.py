@@ -177,7 +177,7 @@ def _batch_lines(path: str) -> Iterator[str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from pillcheck.catalog.status import product_status, resolve_codes
+    from pillcheck.catalog.status import resolve_codes
     from pillcheck.safety.dur import check
 
     cat = _open(args)
@@ -202,7 +202,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UserError("give item codes (ITEM_SEQ) or --batch FILE")
     items = resolve_codes(cat.cursor(), args.items)  # package barcodes name their products
     result = check(cat.dur, items, _profile(args.age, args.pregnant))
-    products = product_status(cat.cursor(), items)
+    products = cat.status.of(items)
     if args.json:
         _emit({**result.to_dict(), "products": products})
     else:
@@ -213,8 +213,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _print_status(products: dict[str, dict], cat) -> None:
     """Recalls first (they change what a person should do), then which products are not on the current list."""
-    from pillcheck.catalog.status import list_date
-
     names = cat.dur.items
     for seq, st in products.items():
         for r in st["recalls"]:
@@ -222,8 +220,7 @@ def _print_status(products: dict[str, dict], cat) -> None:
                   + (f" [{r['date']}]" if r["date"] else ""))
     missing = [seq for seq, st in products.items() if "market" in st and st["market"] is None and seq in names]
     if missing:
-        date = list_date(cat.cursor())
-        print(f"not on the {date} reimbursement list (OTC, or possibly no longer sold): {' '.join(missing)}")
+        print(f"not on the {cat.status.list_date} reimbursement list (OTC, or possibly no longer sold): {' '.join(missing)}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:

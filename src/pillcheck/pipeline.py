@@ -19,7 +19,7 @@ from pillcheck import config, images
 from pillcheck.barcode import read_codes
 from pillcheck.catalog.db import Catalog, open_catalog
 from pillcheck.catalog.identify import Face, Identification, ListPrior
-from pillcheck.catalog.status import by_barcode, describe, product_status, resolve_codes
+from pillcheck.catalog.status import by_barcode, describe, resolve_codes
 from pillcheck.inference import measure, models
 from pillcheck.inference.appearance import Appearance, crop
 from pillcheck.inference.detector import Detections
@@ -210,7 +210,7 @@ class Pipeline:
         result = check(self.catalog.dur, items, profile)
         possible = possible_warnings(self.catalog.dur, items, unidentified([p.to_dict() for p in pills]), profile)
         best = [p.identification.best.item_seq for p in pills if p.identification.best]
-        products = product_status(self.catalog.cursor(), items + best)
+        products = self.catalog.status.of(items + best)
         t["check"] = time.perf_counter()
         steps = ["decode", "detect", "identify", "check"]
         prev = t["start"]

@@ -9,6 +9,7 @@ import duckdb
 
 from pillcheck.catalog.identify import CandidateIndex
 from pillcheck.catalog.search import SearchIndex
+from pillcheck.catalog.status import StatusIndex
 from pillcheck.inference.session import Lazy
 from pillcheck.safety.dur import DurIndex
 
@@ -29,6 +30,7 @@ class Catalog:
         self._dur = Lazy(lambda: DurIndex(self.cursor()))
         self._search = Lazy(lambda: SearchIndex(self.cursor()))
         self._candidates = Lazy(lambda: CandidateIndex(self.cursor()))
+        self._status = Lazy(lambda: StatusIndex(self.cursor()))
         if not self.path.is_file():
             raise CatalogMissing(
                 f"no catalog at {self.path}: build one with `pillcheck data import DIR` "
@@ -58,6 +60,11 @@ class Catalog:
     @property
     def candidates(self) -> CandidateIndex:
         return self._candidates.get()
+
+    @property
+    def status(self) -> StatusIndex:
+        """Market status and recalls of products (``catalog.status``)."""
+        return self._status.get()
 
     def close(self) -> None:
         self._con.close()

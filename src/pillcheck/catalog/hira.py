@@ -221,13 +221,10 @@ def join_items(hira: pd.DataFrame, items: pd.DataFrame, edi: pd.DataFrame | None
     return out
 
 
-def item_market(joined: pd.DataFrame, list_date: str | None) -> pd.DataFrame:
-    """One row per joined catalog product: its 주성분코드, the list it is on and how it was joined."""
-    j = joined.dropna(subset=["item_seq"])
-    return j.groupby("item_seq", as_index=False).agg(
-        gnl_code=("gnl_code", "first"), gnl_name=("gnl_name", "first"), join_method=("join_method", "first"),
-        n_codes=("std_cd", "nunique"),
-    ).assign(list_date=list_date, source="hira")
+def item_market(joined: pd.DataFrame) -> pd.DataFrame:
+    """One row per joined catalog product: its 주성분코드 and how it was joined."""
+    return joined.dropna(subset=["item_seq"]).groupby("item_seq", as_index=False).agg(
+        gnl_code=("gnl_code", "first"), gnl_name=("gnl_name", "first"), join_method=("join_method", "first"))
 
 
 def ingredients(joined: pd.DataFrame, names: IngredientNames, kor: dict[str, str],

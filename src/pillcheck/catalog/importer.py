@@ -352,7 +352,7 @@ def build_hira(tables: list[SourceTable], items: pd.DataFrame, allrows: pd.DataF
     names = hira.IngredientNames(eng["ingr_code"], eng["ingr_eng"])
     kor = dict(zip(ingredients["ingr_code"], ingredients["kor_name"]))
     groups = hira.ingredient_groups(joined["gnl_code"], joined["item_seq"], known)
-    return joined, hira.item_market(joined, latest), hira.ingredients(joined, names, kor, groups), latest
+    return joined, hira.item_market(joined), hira.ingredients(joined, names, kor, groups), latest
 
 
 # ---------------------------------------------------------------- misc tables

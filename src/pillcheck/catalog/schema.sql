@@ -148,16 +148,13 @@ CREATE TABLE hira_products (
     list_date   TEXT            -- the month of the list, e.g. 2026-04
 );
 
--- Market status of catalog products: on the reimbursement list of list_date. Products sharing gnl_code are
--- interchangeable for every DUR check (same ingredient, strength, route and form).
+-- Market status of catalog products: on the reimbursement list of meta.hira_list_date. Products sharing gnl_code
+-- are interchangeable for every DUR check (same ingredient, strength, route and form).
 CREATE TABLE item_market (
     item_seq    TEXT PRIMARY KEY,
     gnl_code    TEXT,
     gnl_name    TEXT,
-    join_method TEXT NOT NULL,
-    n_codes     INTEGER,        -- package codes (표준코드) on the list
-    list_date   TEXT,
-    source      TEXT NOT NULL   -- hira
+    join_method TEXT NOT NULL
 );
 
 CREATE TABLE mark_codes (

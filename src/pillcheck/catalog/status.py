@@ -6,18 +6,10 @@ One place for these lookups so the cards, `check`, `search --barcode` and the AP
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 
 import duckdb
 
-_MARKET = """
-SELECT m.item_seq, m.list_date, m.gnl_code, m.gnl_name, m.join_method,
-       (SELECT count(DISTINCT o.item_seq) FROM item_market o WHERE o.gnl_code = m.gnl_code) - 1
-FROM item_market m WHERE m.item_seq IN (SELECT unnest(?::VARCHAR[]))
-"""
-_RECALLS = """
-SELECT item_seq, reason, enforced, command_date FROM recalls
-WHERE item_seq IN (SELECT unnest(?::VARCHAR[])) ORDER BY command_date DESC NULLS LAST
-"""
 _BARCODE = """
 SELECT DISTINCT coalesce(h.item_seq, r.item_seq), coalesce(i.item_name, h.name, r.product),
        coalesce(i.entp_name, h.entp_name, r.company), CASE WHEN h.std_cd IS NULL THEN 'recall' ELSE 'hira' END
@@ -76,30 +68,43 @@ def list_date(con: duckdb.DuckDBPyConnection) -> str | None:
     return row[0] if row else None
 
 
-def product_status(con: duckdb.DuckDBPyConnection, seqs: list[str]) -> dict[str, dict]:
-    """Per product: ``market`` (on the reimbursement list of a month, its 주성분코드, how many other catalog
-    products share that code) and ``recalls`` (newest first). ``market`` is None for a product not on the list,
-    and the key is absent when the catalog holds no list at all (nothing is known either way)."""
-    seqs = list(dict.fromkeys(str(s) for s in seqs if s))  # plain str keys: the API's JSON encoder wants them
-    if not seqs:
-        return {}
-    has_list = list_date(con) is not None
-    out: dict[str, dict] = {s: {"recalls": [], **({"market": None} if has_list else {})} for s in seqs}
-    if has_list:
-        for seq, date, gnl, gnl_name, method, others in con.execute(_MARKET, [seqs]).fetchall():
-            out[seq]["market"] = {"list_date": date, "gnl_code": gnl, "generic_name": gnl_name, "joined_by": method,
-                                  "interchangeable": max(int(others), 0)}
-    for seq, reason, enforced, date in con.execute(_RECALLS, [seqs]).fetchall():
-        out[seq]["recalls"].append({"reason": reason, "enforced": enforced, "date": date})
-    return out
+class StatusIndex:
+    """Market rows and recalls of every product, read once per catalog (~16k and ~400 rows): every photo's report
+    and every card asks about a handful of products, which then costs dict lookups, not queries."""
 
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.list_date = list_date(con)
+        self.market = {seq: (gnl, name, method) for seq, gnl, name, method in con.execute(
+            "SELECT item_seq, gnl_code, gnl_name, join_method FROM item_market").fetchall()}
+        self.by_gnl: dict[str, list[str]] = defaultdict(list)
+        for seq, (gnl, _, _) in sorted(self.market.items()):
+            if gnl:
+                self.by_gnl[gnl].append(seq)
+        self.recalls: dict[str, list[dict]] = defaultdict(list)
+        for seq, reason, enforced, date in con.execute(
+                "SELECT item_seq, reason, enforced, command_date FROM recalls ORDER BY command_date DESC NULLS LAST"
+        ).fetchall():
+            self.recalls[seq].append({"reason": reason, "enforced": enforced, "date": date})
 
-def interchangeable(con: duckdb.DuckDBPyConnection, item_seq: str) -> list[str]:
-    """Catalog products with the same 주성분코드 (ingredient, strength, route and form) as ``item_seq``: for every DUR
-    check they are the same product. Empty when the product is not on the list."""
-    return [r[0] for r in con.execute(
-        """SELECT o.item_seq FROM item_market m JOIN item_market o ON o.gnl_code = m.gnl_code
-           WHERE m.item_seq = ? AND o.item_seq <> m.item_seq ORDER BY 1""", [item_seq]).fetchall()]
+    def of(self, seqs: list[str]) -> dict[str, dict]:
+        """Per product: ``market`` (on the reimbursement list of ``list_date``, its 주성분코드, how many other catalog
+        products share that code) and ``recalls`` (newest first). ``market`` is None for a product not on the list,
+        and the key is absent when the catalog holds no list at all (nothing is known either way)."""
+        out = {}
+        for seq in dict.fromkeys(str(s) for s in seqs if s):  # plain str keys: the API's JSON encoder wants them
+            out[seq] = {"recalls": list(self.recalls.get(seq, ()))}
+            if self.list_date is not None:
+                row = self.market.get(seq)
+                out[seq]["market"] = None if row is None else {
+                    "list_date": self.list_date, "gnl_code": row[0], "generic_name": row[1], "joined_by": row[2],
+                    "interchangeable": len(self.interchangeable(seq))}
+        return out
+
+    def interchangeable(self, item_seq: str) -> list[str]:
+        """Catalog products with the same 주성분코드 (ingredient, strength, route and form) as ``item_seq``: for every
+        DUR check they are the same product. Empty when the product is not on the list."""
+        gnl = self.market.get(item_seq, ("",))[0]
+        return [s for s in self.by_gnl.get(gnl, ()) if s != item_seq] if gnl else []
 
 
 def by_barcode(con: duckdb.DuckDBPyConnection, code: str) -> list[dict]:

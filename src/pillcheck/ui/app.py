@@ -30,7 +30,7 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 
 from pillcheck import config, images
 from pillcheck.catalog.db import CatalogError, CatalogMissing
-from pillcheck.catalog.status import describe, list_date, product_status, resolve_codes
+from pillcheck.catalog.status import describe, resolve_codes
 from pillcheck.inference.session import ModelError
 from pillcheck.pipeline import Pipeline, unidentified
 from pillcheck.safety.dur import Profile, check, possible_warnings
@@ -222,9 +222,10 @@ class PillcheckApp:
         seqs = list(dict.fromkeys(s for s in seqs if s))
         if not seqs:
             return {}
-        con = self.pipe.catalog.cursor()
-        known, listed = product_status(con, seqs), list_date(con)
-        return {seq: {**d, "list_date": listed, **known.get(seq, {})} for seq, d in describe(con, seqs).items()}
+        cat = self.pipe.catalog
+        known = cat.status.of(seqs)
+        return {seq: {**d, "list_date": cat.status.list_date, **known.get(seq, {})}
+                for seq, d in describe(cat.cursor(), seqs).items()}
 
     def search(self, text: str, limit: int = 8) -> list[dict]:
         return [h.to_dict() for h in self.pipe.catalog.search.search((text or "").strip(), limit)] if text else []
@@ -530,7 +531,7 @@ class PillcheckApp:
         cat = self.pipe.catalog
         items = resolve_codes(cat.cursor(), codes(items))  # package barcodes name their products
         result = check(cat.dur, items, Profile(age=age, pregnant=bool(pregnant))).to_dict()
-        return {**result, "products": product_status(cat.cursor(), items), "notice": export.notice(result["data"])}
+        return {**result, "products": cat.status.of(items), "notice": export.notice(result["data"])}
 
     @_api_errors
     def api_scan(self, photo: FileData) -> dict:
