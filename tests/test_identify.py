@@ -87,7 +87,7 @@ def test_the_other_photo_measures_the_pill_too(pipe):
     index = pipe.catalog.candidates
     for ratio in (1.0, 2.5):
         ident = index.rank(None, [], aspect=None, other=Face(None, [], aspect=ratio), k=5)
-        ratios = [float(index.aspect[index._first[c.item_seq]]) for c in ident.candidates]
+        ratios = [float(index.aspect[index.first_record[c.item_seq]]) for c in ident.candidates]
         assert all(abs(np.log(r / ratio)) < 0.2 for r in ratios), (ratio, ratios)
 
 

@@ -408,12 +408,9 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
     index = pipe.catalog.candidates
     gnl = {str(seq): g for seq, g in zip(index.item_seq, index.gnl) if g}
     if args.lists:
-        from pillcheck.catalog import identify
         from pillcheck.training.med_lists import Lookalikes, simulated_lists
 
         looks = Lookalikes(index)
-        if args.list_margin is not None:
-            identify.LIST_MARGIN = args.list_margin
 
     stats: dict[str, dict[str, dict]] = {}
     by_image: dict[str, list[dict]] = {}
@@ -427,7 +424,7 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
                        for j, row in enumerate(pills) if row.get("other_image")}
         lists = simulated_lists(image, [r["item_seq"] for r in pills], looks) if looks else {"none": None}
         found = pipe.identify_with_lists(rgb, Detections(boxes, [1.0] * len(boxes), [0] * len(boxes)), other_sides,
-                                         list(lists.values()), args.pi)
+                                         list(lists.values()), args.pi, args.list_margin)
         for case, idents in zip(lists, found):
             for row, ident in zip(pills, idents):
                 seqs = [c.item_seq for c in ident.candidates]

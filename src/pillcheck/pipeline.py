@@ -105,10 +105,11 @@ class Pipeline:
 
     def identify_with_lists(self, rgb: np.ndarray, det: Detections,
                             other_sides: dict[int, tuple[np.ndarray, np.ndarray]] | None,
-                            lists: list[list[str] | None], pi: float | None = None) -> list[list[Identification]]:
+                            lists: list[list[str] | None], pi: float | None = None,
+                            margin: float | None = None) -> list[list[Identification]]:
         """``identify`` under several medication lists at once (one per entry of ``lists``; None: no list): the
         pills are looked at and read once, only the ranking runs per list (how `eval identify --lists` measures);
-        ``pi``: the list's prior mass (default ``LIST_PI``)."""
+        ``pi``, ``margin``: the list's prior mass and sure margin (default ``LIST_PI``, ``LIST_MARGIN``)."""
         if not len(det):
             return [[] for _ in lists]
         other_sides = other_sides or {}
@@ -121,7 +122,7 @@ class Pipeline:
         pills = [imprint_crop(rgb, box) for box in det.xyxy] + [imprint_crop(*other_sides[i]) for i in order]
         reads = [reader.read(pixels) for pixels, _ in pills] if reader else []
         apps = self._measured(apps, [pixels for pixels, _ in pills], [r.hull for r in reads] if reader else None)
-        priors = [index.list_prior(seqs, pi) for seqs in lists]
+        priors = [index.list_prior(seqs, pi, margin) for seqs in lists]
         if not reader:
             return [[index.rank(app, [], prior=prior) for app in apps[: len(det)]] for prior in priors]
         lengths = [read.length_px / k if read.length_px else None for read, (_, k) in zip(reads, pills)]

@@ -106,10 +106,12 @@ class Face:
 
 @dataclass(frozen=True)
 class ListPrior:
-    """Per record log prior (its maximum 0) and which records are the person's own products."""
+    """Per record log prior (its maximum 0), which records are the person's own products, and the margin within
+    which an off-list product keeps a listed one from being sure (``LIST_MARGIN``)."""
 
     log_p: np.ndarray
     mine: np.ndarray
+    margin: float = LIST_MARGIN
 
 
 @dataclass
@@ -194,9 +196,9 @@ class CandidateIndex:
         self.back_raw = [normalize_imprint(r[5], fold=False) for r in rows]
         self.aspect = np.array([_ratio(r[14], r[15]) for r in rows], np.float32)  # NaN: size unknown
         self.length_mm = np.array([np.fmax(_mm(r[14]), _mm(r[15])) for r in rows], np.float32)
-        self._first: dict[str, int] = {}  # item_seq -> its first record
+        self.first_record: dict[str, int] = {}  # item_seq -> its first record
         for i, seq in enumerate(self.item_seq):
-            self._first.setdefault(str(seq), i)
+            self.first_record.setdefault(str(seq), i)
         self.gnl = np.array([r[16] or "" for r in rows])  # HIRA 주성분코드 ("" when not on the list)
         self.blank_front = np.array([not s for s in self.front])
         self.blank_back = np.array([not s for s in self.back])
@@ -221,7 +223,8 @@ class CandidateIndex:
         back = W_COLOUR * colour(self.colour_back) + W_LINE * line_lp(self.line_back)
         return (lp + np.maximum(front, back)).astype(np.float32)
 
-    def list_prior(self, seqs: list[str] | None, pi: float | None = None) -> ListPrior | None:
+    def list_prior(self, seqs: list[str] | None, pi: float | None = None,
+                   margin: float | None = None) -> ListPrior | None:
         """The person's products share prior mass ``pi``, every other record ``1 - pi``; None when no listed
         product is in the pill catalog (then the ranking is the catalog's alone)."""
         mine = np.isin(self.item_seq, [str(s) for s in seqs or ()])
@@ -231,11 +234,11 @@ class CandidateIndex:
         n_out = max(len(mine) - n_in, 1)
         pi = LIST_PI if pi is None else pi
         log_p = np.where(mine, np.log(pi / n_in), np.log((1 - pi) / n_out))
-        return ListPrior((log_p - log_p.max()).astype(np.float32), mine)
+        return ListPrior((log_p - log_p.max()).astype(np.float32), mine, LIST_MARGIN if margin is None else margin)
 
     def length_of(self, item_seq: str) -> float | None:
         """A product's long side in mm (its first record), None when the catalog has no size."""
-        i = self._first.get(item_seq)
+        i = self.first_record.get(item_seq)
         return float(self.length_mm[i]) if i is not None and np.isfinite(self.length_mm[i]) else None
 
     def aspect_logp(self, aspect: float | None) -> np.ndarray:
@@ -389,7 +392,7 @@ class CandidateIndex:
                 lik = score - log_prior
                 twin = fuzzy >= fuzzy[lead] - 1e-6
                 close = ~prior.mine & (self.item_seq != self.item_seq[lead]) & (
-                    lik > lik[lead] - np.where(twin, LIST_TWIN_MARGIN, LIST_MARGIN))
+                    lik > lik[lead] - np.where(twin, LIST_TWIN_MARGIN, prior.margin))
                 same = bool(self.gnl[lead]) & (self.gnl == self.gnl[lead])
                 if (close & ~same).any():
                     ceiling = 0.0

@@ -30,10 +30,10 @@ class Lookalikes:
         self.by_look: dict[tuple, set[str]] = {}
         for seq, shape, colour in zip(index.item_seq, index.shape_idx, index.colour_front):
             self.by_look.setdefault((int(shape), colour.tobytes()), set()).add(str(seq))
-        self.first = {str(s): i for i, s in reversed(list(enumerate(index.item_seq)))}
+        self.products = sorted(index.first_record)
 
     def of(self, seq: str) -> list[str]:
-        i = self.first.get(seq)
+        i = self.index.first_record.get(seq)
         if i is None:
             return []
         twins = set().union(*(self.by_code.get(c, set()) for c in {self.index.front[i], self.index.back[i]} - {""}))
@@ -44,7 +44,7 @@ class Lookalikes:
 def simulated_lists(image: str, products: list[str], looks: Lookalikes) -> dict[str, list[str] | None]:
     """The lists one photo is ranked under, keyed by condition; reproducible per image name."""
     rng = np.random.default_rng(zlib.crc32(image.encode()))
-    catalog = sorted(looks.first)
+    catalog = looks.products
     own = list(dict.fromkeys(products))
     near = sorted(set().union(*(looks.of(p) for p in own)) - set(own))
 
