@@ -82,14 +82,14 @@ def test_interchangeable_look_alikes_are_named_as_one_group(index):
 
 
 def test_a_list_match_against_contrary_imprint_evidence_is_not_sure(index):
-    code, twins = _twins(index, 1)
-    (product,) = twins
+    code, (product,) = _twins(index, 1)
     far = next(str(s) for s, f in zip(index.item_seq, index.front) if f and f[0] != code[0] and len(f) >= 3)
-    ident = index.rank(None, [code], _reader(code), prior=index.list_prior([far]))
-    if ident.best.item_seq == far:  # the list may rank its product first: never sure on that alone
-        assert ident.status != "sure"
-    else:  # open set: the pill is named from the whole catalog, and it says it is not on the list
-        assert ident.best.item_seq == product and ident.from_list is False
+    # evidence weak enough (the fuzzy read alone, no reader's CTC) for the list to rank its product first: never sure
+    weak = index.rank(None, [code], prior=index.list_prior([far]))
+    assert weak.best.item_seq == far and weak.from_list is True and weak.status != "sure"
+    # a sharp read of the pill's own code overrules the list: named from the whole catalog, and it says so
+    sharp = index.rank(None, [code], _reader(code), prior=index.list_prior([far]))
+    assert sharp.best.item_seq == product and sharp.from_list is False
     blank = index.rank(None, [], prior=index.list_prior([far]))  # nothing read at all
     assert blank.status != "sure"
 

@@ -231,8 +231,10 @@ class Pipeline:
         ``item_seq`` None; [] when no code can be read."""
         rgb = _decoded(photo).full().rgb  # bars need every pixel
         con = self.catalog.cursor()
-        unknown = lambda code: [{"item_seq": None, "name": None, "company": None, "barcode": code, "source": None}]  # noqa: E731
-        found = [hit for code in read_codes(rgb) for hit in by_barcode(con, code) or unknown(code)]
+        found = []
+        for code in read_codes(rgb):
+            found += by_barcode(con, code) or [{"item_seq": None, "name": None, "company": None, "barcode": code,
+                                                "source": None}]
         looks = describe(con, [f["item_seq"] for f in found])
         return [{**f, **looks.get(f["item_seq"] or "", {})} for f in found]
 

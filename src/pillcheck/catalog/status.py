@@ -5,6 +5,7 @@ One place for these lookups so the cards, `check`, `search --barcode` and the AP
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import defaultdict
 
@@ -127,7 +128,9 @@ def resolve_codes(con: duckdb.DuckDBPyConnection, codes: list[str]) -> list[str]
         code = str(raw).strip()
         if not code:
             continue
-        gtin = gtin13(code) if len(re.sub(r"\D", "", code)) >= 13 else None
-        found = [f["item_seq"] for f in by_barcode(con, gtin) if f["item_seq"]] if gtin else []
+        found = []
+        if len(re.sub(r"\D", "", code)) >= 13:  # an ITEM_SEQ has 9 digits
+            with contextlib.suppress(BarcodeError):
+                found = [f["item_seq"] for f in by_barcode(con, code) if f["item_seq"]]
         out.extend(found or [code])
     return list(dict.fromkeys(out))
