@@ -7,7 +7,7 @@ import numpy as np
 
 from pillcheck.metrics import iou_matrix
 from pillcheck.training.render import PillSpec, render
-from pillcheck.training.scenes import PillSource, compose
+from pillcheck.training.scenes import PillSource, closeup, compose, compose_heap, compose_spread, printed_page
 
 
 def source() -> PillSource:
@@ -75,3 +75,42 @@ def test_pills_mirrored_in_at_the_edges_are_labelled():
         assert np.count_nonzero(red & ~labelled) <= 3, seed
         mirrored += int(out_ids.max() > 3)
     assert mirrored >= 3  # some warps did mirror a disc in, apart from its pill
+
+
+def test_spread_scenes_hold_pills_from_tiny_to_filling_the_frame():
+    src = source()
+    sides = []
+    for i in range(40):
+        scene = compose_spread(src, np.random.default_rng([22, i]), printed=0.5)
+        assert len(scene.boxes) >= 1
+        sides += list((scene.boxes[:, 2:] - scene.boxes[:, :2]).max(1) / 480)
+    assert min(sides) < 0.04 and max(sides) > 0.5, (min(sides), max(sides))  # close-ups and trays alike
+
+
+def test_a_heap_is_one_product_many_pills_some_mostly_hidden():
+    scene = compose_heap(source(), np.random.default_rng(5), count=(80, 80))
+    assert len(scene.boxes) >= 60  # nearly all placed and labelled
+    iou = iou_matrix(scene.boxes, scene.boxes)
+    np.fill_diagonal(iou, 0)
+    assert (iou > 0).any(1).mean() > 0.8  # nearly every pill touches or lies on another
+
+
+def test_printed_matter_has_no_pill_box():
+    for i in range(5):
+        scene = printed_page((800, 600), np.random.default_rng(i))
+        assert scene.boxes.shape == (0, 4) and scene.image.std() > 5  # something is printed there
+
+
+def test_a_closeup_keeps_real_pixels_and_moves_the_boxes_with_them():
+    rng = np.random.default_rng(0)
+    img = np.full((480, 640, 3), 90, np.uint8)
+    boxes = np.array([[100, 100, 160, 140], [400, 300, 430, 330]], np.float32)
+    img[100:140, 100:160] = 250
+    img[300:330, 400:430] = 200
+    for i in range(10):
+        scene = closeup(img, boxes, np.random.default_rng([3, i]), long_side=(1200, 1200))
+        assert scene is not None and max(scene.image.shape[:2]) == 1200
+        for x1, y1, x2, y2 in scene.boxes.astype(int):  # the box still frames the bright pill
+            inner = scene.image[y1 + 4: y2 - 4, x1 + 4: x2 - 4]
+            assert inner.mean() > 190, (i, inner.mean())
+    assert closeup(img, boxes[:0], rng) is None

@@ -291,10 +291,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+ADVICE = {"dark": "too dark, take it in brighter light", "bright": "washed out, avoid direct sun and flash",
+          "blurred": "blurred, hold still and focus", "cut_off": "a pill is cut off at the edge, step back",
+          "too_far": "pills very small, come closer", "no_pill": "no pill found"}
+
+
 # ---------------------------------------------------------------- detection
 def cmd_detect(args: argparse.Namespace) -> int:
     from pillcheck import images
     from pillcheck.inference import models
+    from pillcheck.inference.photo_advice import advise
 
     det = models.detector(args.model)
     out = []
@@ -304,15 +310,18 @@ def cmd_detect(args: argparse.Namespace) -> int:
         except images.InputError as exc:
             out.append({"image": str(path), "error": str(exc)})
             continue
-        d = det(photo.rgb, conf=args.conf, iou=args.iou).scaled(photo.scale)
+        found = det(photo.rgb, conf=args.conf, iou=args.iou)
+        d = found.scaled(photo.scale)
         out.append({"image": str(path), "width": photo.size[0], "height": photo.size[1],
+                    "advice": advise(photo.rgb, found),
                     "pills": [{"box": [round(float(v), 1) for v in box], "confidence": round(float(c), 4)}
                               for box, c in zip(d.xyxy, d.confidence)]})
     if args.json:
         _emit(out)
     else:
         for r in out:
-            print(f"{r['image']}: " + (r["error"] if "error" in r else f"{len(r['pills'])} pills"))
+            advice = f" (photo: {ADVICE[r['advice']]})" if r.get("advice") else ""
+            print(f"{r['image']}: " + (r["error"] if "error" in r else f"{len(r['pills'])} pills{advice}"))
     return 0
 
 
@@ -331,9 +340,10 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     from pillcheck import metrics
     from pillcheck.inference import models
 
-    det = models.detector(args.model, args.imgsz, args.square)
+    det = models.detector(args.model, args.imgsz, args.square, args.zoom_out)
     result = metrics.evaluate_detector(det, yolo_folder(Path(args.dataset)), iou=args.iou, conf=args.conf)
-    _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, "square": det.square, **result}, args.json)
+    _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, "square": det.square, "zoom_out": det.zoom_out,
+                   **result}, args.json)
     return 0
 
 
@@ -369,7 +379,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             continue
         if r["data"] == "demo":
             print(DEMO_BANNER)
-        print(f"{r['image']}: {len(r['pills'])} pills")
+        advice = f"  (photo: {ADVICE[r['advice']]})" if r.get("advice") else ""
+        print(f"{r['image']}: {len(r['pills'])} pills{advice}")
         for p in r["pills"]:
             best = p["candidates"][0] if p["candidates"] else None
             name = f"{best['name']} ({best['item_seq']}, {best['score']:.0%})" if best else "?"
@@ -469,6 +480,17 @@ def cmd_build_identify_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_detect_sets(args: argparse.Namespace) -> int:
+    from pillcheck.training import detector as td
+
+    cfg = td.DatasetConfig(shared=Path(args.shared), db=args.db or config.default_db(),
+                           out=Path(args.work) / "detector_data", seed=args.seed)
+    written = td.build_real_world_sets(cfg, Path(args.out), n=args.n)
+    for name, count in written.items():
+        print(f"{args.out}/{name}: {count} photos — {td.REAL_WORLD_SETS[name]}")
+    return 0
+
+
 # ---------------------------------------------------------------- training (the [train] extra)
 def cmd_train_detector(args: argparse.Namespace) -> int:
     from pillcheck.training import detector as td
@@ -478,7 +500,8 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     if not data.exists() or args.rebuild:
         cfg = td.DatasetConfig(shared=Path(args.shared), db=args.db or config.default_db(), out=out,
                                synthetic=args.synthetic, piles=args.piles, pushin_repeat=args.real_repeat,
-                               seed=args.seed, scenes_round=args.scenes_round)
+                               seed=args.seed, scenes_round=args.scenes_round, spread=args.spread, heaps=args.heaps,
+                               printed=args.printed, closeups=args.closeups, official=args.official)
         data = td.build_dataset(cfg)
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads,
@@ -595,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--imgsz", type=int, default=None, help="input size (default: the one stored in the model)")
     ed.add_argument("--square", action=argparse.BooleanOptionalAction, default=None,
                     help="pad the input to a square (default: as stored in the model)")
+    ed.add_argument("--zoom-out", type=float, default=None,
+                    help="second pass on the photo this many times smaller, for close-ups (0: off; default: as served)")
     ed.add_argument("--json", action="store_true")
     ed.set_defaults(func=cmd_eval_detector)
 
@@ -634,6 +659,16 @@ def build_parser() -> argparse.ArgumentParser:
     ei.add_argument("--json", action="store_true")
     _db_arg(ei)
     ei.set_defaults(func=cmd_eval_identify)
+    es = ev.add_parser("build-detect-sets", help="write the held-back detection sets that look like real photos "
+                       "(close-ups, large pills, official photos, heaps, printed matter)")
+    es.add_argument("out", type=Path)
+    es.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")
+    es.add_argument("--work", type=Path, default=config.REPO_ROOT / "work", help="where the cut-outs are cached")
+    es.add_argument("-n", type=int, default=100, help="photos per set (heaps and printed: half)")
+    es.add_argument("--seed", type=int, default=0)
+    _db_arg(es)
+    es.set_defaults(func=cmd_build_detect_sets)
+
     eb = ev.add_parser("build-identify-set", help="write the held-out identification set (photo-like)")
     eb.add_argument("out", type=Path)
     eb.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")
@@ -654,6 +689,11 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--output", type=Path, default=config.MODELS_DIR / "detector.onnx")
     td.add_argument("--synthetic", type=int, default=1000, help="synthetic training scenes")
     td.add_argument("--piles", type=int, default=0, help="extra synthetic training scenes that are piles of 10-30 pills")
+    td.add_argument("--spread", type=int, default=0, help="scenes of pills at any size (1.5-90%% of the frame)")
+    td.add_argument("--heaps", type=int, default=0, help="heaps of 20-150 pills of one product, heavily overlapping")
+    td.add_argument("--printed", type=int, default=0, help="pill-free scenes of printed text, rulers, logos, foil")
+    td.add_argument("--closeups", type=int, default=0, help="close-ups cut from the real training photos")
+    td.add_argument("--official", type=int, default=0, help="official catalog photos of training products")
     td.add_argument("--real-repeat", type=int, default=2, help="times each real training photo is in the training set")
     td.add_argument("--model", default="yolov8n.yaml",
                     help="architecture yaml, or a .pt / exported .onnx of ours to continue from")

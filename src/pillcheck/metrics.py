@@ -72,6 +72,14 @@ def evaluate(preds: list[tuple[np.ndarray, np.ndarray]], gts: list[np.ndarray], 
     out["conf"] = conf
     out["precision"] = round(tp_at / max(int(sel.sum()), 1), 4)
     out["recall"] = round(tp_at / max(n_gt, 1), 4)
+    out["false_boxes"] = int(sel.sum()) - tp_at
+    # photos where every pill is found and nothing else (an official photo: its two faces, no ruler or logo box)
+    exact, start = 0, 0
+    for (_, s), g in zip(preds, gts):
+        here, ok = tp50[start: start + len(s)], s >= conf
+        exact += int(here[ok].all() and int(here[ok].sum()) == len(g))
+        start += len(s)
+    out["photos_exact"] = round(exact / max(len(gts), 1), 4)
     # the best recall reachable while precision stays >= 97 %, and the threshold that gives it
     order = np.argsort(-scores)
     ctp = np.cumsum(tp50[order])

@@ -24,6 +24,7 @@ from pillcheck.inference import measure, models
 from pillcheck.inference.appearance import Appearance, crop
 from pillcheck.inference.detector import Detections
 from pillcheck.inference.imprint import ImprintRead
+from pillcheck.inference.photo_advice import advise
 from pillcheck.inference.segment import pill_outline
 from pillcheck.safety.dur import CheckResult, Profile, check, possible_warnings
 
@@ -64,6 +65,7 @@ class Report:
     timings_ms: dict[str, float] = field(default_factory=dict)
     possible: list[dict] = field(default_factory=list)  # what the pills not identified could mean
     products: dict[str, dict] = field(default_factory=dict)  # market status and recalls (catalog.status)
+    advice: str | None = None  # what to change about the photo (photo_advice.advise), None when nothing
 
     @property
     def not_identified(self) -> list[int]:
@@ -75,7 +77,7 @@ class Report:
                 "warnings": chk["warnings"], "unchecked": chk["unchecked"], "unknown": chk["unknown"],
                 "not_identified": self.not_identified, "checks_run": chk["checks_run"],
                 "checks_skipped": chk["checks_skipped"], "possible_warnings": self.possible, "my_meds": self.my_meds,
-                "products": self.products,
+                "products": self.products, "advice": self.advice,
                 "data": self.data, "timings_ms": self.timings_ms}
 
 
@@ -219,7 +221,8 @@ class Pipeline:
         for s in steps:
             timings[s] = round((t[s] - prev) * 1000, 1)
             prev = t[s]
-        return Report(*photo.size, pills, result, meds, self.catalog.data, timings, possible, products)
+        return Report(*photo.size, pills, result, meds, self.catalog.data, timings, possible, products,
+                      advise(rgb, det))
 
     def products_for_barcode(self, code: str) -> list[dict]:
         """The product(s) a package barcode (표준코드) names; ``BarcodeError`` when the code is not one."""

@@ -11,6 +11,11 @@ import numpy as np
 from pillcheck.inference.session import ModelError, create_session
 
 STRIDE = 32
+ZOOM_OUT = 0.0  # the zoomed-out pass shows the photo this many times smaller (0: off; MODEL_CARD)
+ZOOM_CANVAS = 256  # ... in a grey square of this side: ~1/4.5 of the first pass's pixels at 544
+ZOOM_MIN_SIDE = 0.2  # its boxes count when their short side is at least this share of the photo's short side
+CONTAINED = 0.8  # a first-pass box this much inside a zoomed-out one is a part of that pill ...
+CLUMP_COVER = 0.4  # ... unless two or more of them cover this much of it: then they are pills, it a clump
 DEFAULT_IMGSZ = 416
 IMGSZ_KEY = "pillcheck_imgsz"  # ONNX metadata: the input size the model was chosen to be served at (MODEL_CARD)
 PAD_KEY = "pillcheck_pad"  # ONNX metadata: "square" for a model served on square letterboxes, as it was trained
@@ -45,9 +50,11 @@ class Detections:
         return Detections(self.xyxy * k, self.confidence, self.class_id)
 
 
-def letterbox(image: np.ndarray, size: int, square: bool = False) -> tuple[np.ndarray, float, tuple[int, int]]:
+def letterbox(image: np.ndarray, size: int, square: bool = False, canvas: int | None = None
+              ) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Resize the long side to ``size`` and pad the short side to a multiple of 32, or to ``size`` (``square``:
-    models trained on square mosaics lean on the grey bars, see MODEL_CARD).
+    models trained on square mosaics lean on the grey bars, see MODEL_CARD), or both sides to ``canvas`` (the
+    photo small in the middle of a larger grey square: the zoomed-out pass).
 
     Returns the NCHW float32 tensor, the scale, and the (left, top) padding, to map boxes back.
     """
@@ -57,7 +64,10 @@ def letterbox(image: np.ndarray, size: int, square: bool = False) -> tuple[np.nd
     if scale < 0.5:  # a 12 MP photo: a cheap linear step to twice the size, then area averaging (no aliasing)
         image = cv2.resize(image, (2 * nw, 2 * nh), interpolation=cv2.INTER_LINEAR)
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    pw, ph = (size - nw, size - nh) if square else ((-nw) % STRIDE, (-nh) % STRIDE)
+    if canvas:
+        pw, ph = canvas - nw, canvas - nh
+    else:
+        pw, ph = (size - nw, size - nh) if square else ((-nw) % STRIDE, (-nh) % STRIDE)
     left, top = pw // 2, ph // 2
     padded = cv2.copyMakeBorder(resized, top, ph - top, left, pw - left, cv2.BORDER_CONSTANT, value=(114, 114, 114))
     tensor = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
@@ -85,10 +95,11 @@ class Detector:
     """YOLO-family ONNX detector with raw head output [1, 4 + classes, anchors] (cx, cy, w, h, scores...)."""
 
     def __init__(self, path: Path, imgsz: int | None = None, square: bool | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, zoom_out: float | None = None, zoom_canvas: int = ZOOM_CANVAS) -> None:
         """``imgsz`` (long side of the input) and ``square`` (pad to a square) default to what the model stores,
-        else DEFAULT_IMGSZ and stride padding."""
+        else DEFAULT_IMGSZ and stride padding; ``zoom_out`` (default ZOOM_OUT) 0 turns the zoomed-out pass off."""
         self.path = Path(path)
+        self.zoom_out, self.zoom_canvas = ZOOM_OUT if zoom_out is None else zoom_out, zoom_canvas
         self.session = create_session(self.path, threads=threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         stored = meta.get(IMGSZ_KEY, "")
@@ -108,19 +119,52 @@ class Detector:
 
     def __call__(self, image: np.ndarray, conf: float = 0.35, iou: float = 0.5, max_det: int = 300) -> Detections:
         h, w = image.shape[:2]
-        tensor, scale, (left, top) = letterbox(image, self.imgsz, self.square)
+        boxes, scores, cls = self._pass(image, self.imgsz, conf, None if self.square else False)
+        if self.zoom_out:
+            # the photo shrunk into a grey square: a close-up's pill at the sizes the model knows. Only its large
+            # boxes count (small pills are the first pass's), and they replace first-pass boxes lying inside
+            # them (a big tablet's imprint or logo boxed as if it were a pill)
+            b2, s2, c2 = self._pass(image, round(self.zoom_canvas / self.zoom_out), conf, self.zoom_canvas)
+            big = np.minimum(b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1]) >= ZOOM_MIN_SIDE * min(w, h)
+            b2, s2, c2 = b2[big], s2[big], c2[big]
+            if len(b2):
+                inside = _contained(boxes, b2) >= CONTAINED  # (first pass, zoomed out)
+                area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
+                covered = (inside * area(boxes)[:, None]).sum(0) / np.maximum(area(b2), 1e-9)
+                # several pills filling a zoomed-out box are a heap seen from afar, not one big pill
+                one = ~((inside.sum(0) >= 2) & (covered >= CLUMP_COVER))
+                keep = ~inside[:, one].any(1)
+                boxes, scores, cls = (np.concatenate([boxes[keep], b2[one]]), np.concatenate([scores[keep], s2[one]]),
+                                      np.concatenate([cls[keep], c2[one]]))
+        if not len(boxes):
+            return Detections()
+        idx = nms(boxes, scores, iou)[:max_det]
+        boxes = boxes[idx]
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return Detections(boxes, scores[idx], cls[idx])
+
+    def _pass(self, image: np.ndarray, size: int, conf: float, canvas: int | None | bool
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One run of the model: boxes (in the image's pixels), scores and classes above ``conf``, before NMS.
+        ``canvas``: None pads to a square of ``size``, False to a multiple of 32, an int to that square."""
+        tensor, scale, (left, top) = letterbox(image, size, square=canvas is None, canvas=canvas or None)
         out = self.session.run(None, {self.input_name: tensor})[0][0]  # (4 + nc, anchors)
         scores_all = out[4:]
         cls = scores_all.argmax(0)
         scores = scores_all[cls, np.arange(scores_all.shape[1])]
         keep = scores >= conf
-        if not np.any(keep):
-            return Detections()
         cx, cy, bw, bh = out[:4, keep]
-        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
-        scores, cls = scores[keep], cls[keep]
-        idx = nms(boxes, scores, iou)[:max_det]
-        boxes = (boxes[idx] - np.array([left, top, left, top], np.float32)) / scale
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        return Detections(boxes, scores[idx], cls[idx])
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1).reshape(-1, 4)
+        boxes = (boxes - np.array([left, top, left, top], np.float32)) / scale
+        return boxes.astype(np.float32), scores[keep], cls[keep]
+
+
+def _contained(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Share of each box of ``a`` (rows) that lies inside each box of ``b`` (columns)."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    return inter / np.maximum(((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None], 1e-9)

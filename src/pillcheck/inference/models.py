@@ -32,9 +32,11 @@ def _load(key: tuple, factory: Callable[[], T]) -> T:
     return _cache[key]  # type: ignore[return-value]
 
 
-def detector(path: Path | None = None, imgsz: int | None = None, square: bool | None = None) -> Detector:
+def detector(path: Path | None = None, imgsz: int | None = None, square: bool | None = None,
+             zoom_out: float | None = None) -> Detector:
     p = Path(path or config.MODELS_DIR / "detector.onnx").resolve()
-    return _load(("detector", p, imgsz, square), lambda: Detector(p, imgsz=imgsz, square=square))
+    return _load(("detector", p, imgsz, square, zoom_out),
+                 lambda: Detector(p, imgsz=imgsz, square=square, zoom_out=zoom_out))
 
 
 def _optional(kind: str, candidates: list[Path], factory: Callable[[list[Path]], T]) -> T | None:

@@ -27,6 +27,7 @@ class Cutout:
     rgba: np.ndarray  # H x W x 4, alpha 0/255
     px_per_mm: float
     side: str  # "front" (left half) or "back" (right half)
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # where it was in the photo, xyxy pixels
 
     def scale_to(self, long_mm: float) -> None:
         """Set the scale from the catalog's long axis (mm) of this product."""
@@ -137,5 +138,6 @@ def extract(path: Path, min_area_frac: float = 0.004) -> list[Cutout]:
         sl = np.s_[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
         rgba = np.dstack([rgb, alpha])[sl]
         side = "front" if (xs.min() + xs.max()) / 2 < w / 2 else "back"
-        out.append(Cutout(np.ascontiguousarray(rgba), w * PX_PER_MM_PER_WIDTH, side))
+        out.append(Cutout(np.ascontiguousarray(rgba), w * PX_PER_MM_PER_WIDTH, side,
+                          (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)))
     return out

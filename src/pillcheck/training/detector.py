@@ -22,7 +22,12 @@ from pillcheck.training.cutouts import extract
 from pillcheck.training.scenes import (
     PhotoBackgrounds,
     PillSource,
+    closeup,
     compose,
+    compose_heap,
+    compose_spread,
+    official_photo,
+    printed_page,
     pushin_split,
     read_yolo,
     reference_photos,
@@ -39,6 +44,11 @@ class DatasetConfig:
     synthetic: int = 1200
     synthetic_val: int = 150
     piles: int = 0  # extra training scenes that are piles of 10-30 touching pills
+    spread: int = 0  # scenes with pills of any size, 1.5-90% of the short side (close-ups to trays)
+    heaps: int = 0  # heaps of 20-150 pills of one product, up to 60% of each hidden
+    printed: int = 0  # pill-free scenes of printed matter (text, rulers, logos, foil)
+    closeups: int = 0  # close-ups cut from the real training photos
+    official: int = 0  # official catalog photos of training products (two faces; ruler and logo are not pills)
     dense_test: int = 100
     pushin_repeat: int = 2
     real_fraction: float = 0.6
@@ -98,17 +108,29 @@ def scene_rng(cfg: DatasetConfig, split: str, k: int, i: int) -> np.random.Gener
     return np.random.default_rng([cfg.seed, k, i, cfg.scenes_round] if fresh else [cfg.seed, k, i])
 
 
+def _sources(cfg: DatasetConfig, cuts: list[dict], cut_dir: Path) -> tuple[PillSource, PillSource]:
+    """Pills of the training products, and of the products held out of all training."""
+    def load(rows):
+        return [(cv2.cvtColor(cv2.imread(str(cut_dir / r["file"]), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA),
+                 float(r["px_per_mm"])) for r in rows]
+
+    return (PillSource(load([r for r in cuts if r["held_out"] == "0"]), _records(cfg.db, False)),
+            PillSource(load([r for r in cuts if r["held_out"] == "1"]), _records(cfg.db, True)))
+
+
+def _official(shared: Path, held_out: bool) -> list[Path]:
+    return [p for p, seq in reference_photos(shared / "photos" / "catalog_reference") if is_held_out(seq) == held_out]
+
+
+def _write(folder: Path, stem: str, scene) -> None:
+    write_yolo(folder / "images" / f"{stem}.jpg", folder / "labels" / f"{stem}.txt", scene.image, scene.boxes)
+
+
 def build_dataset(cfg: DatasetConfig) -> Path:
     """Write the YOLO dataset; returns its data.yaml. Products held out (splits.py) only appear in `dense_test`."""
     out = cfg.out
     cuts = build_cutouts(cfg.shared, out.parent / "cutouts", cfg.db)
-
-    def load(rows):
-        return [(cv2.cvtColor(cv2.imread(str(out.parent / "cutouts" / r["file"]), cv2.IMREAD_UNCHANGED),
-                              cv2.COLOR_BGRA2RGBA), float(r["px_per_mm"])) for r in rows]
-
-    train_src = PillSource(load([r for r in cuts if r["held_out"] == "0"]), _records(cfg.db, False))
-    test_src = PillSource(load([r for r in cuts if r["held_out"] == "1"]), _records(cfg.db, True))
+    train_src, test_src = _sources(cfg, cuts, out.parent / "cutouts")
     pushin = cfg.shared / "photos" / "pushin-pill"
     p_train, p_val = pushin_split(pushin)
     backgrounds = PhotoBackgrounds(p_train, pushin / "labels")
@@ -117,19 +139,39 @@ def build_dataset(cfg: DatasetConfig) -> Path:
         (out / split / "labels").mkdir(parents=True, exist_ok=True)
     plan = [("train", "train", cfg.synthetic, train_src, None), ("val", "val", cfg.synthetic_val, train_src, None),
             ("test_dense", "test_dense", cfg.dense_test, test_src, "dense"),
-            ("train", "pile", cfg.piles, train_src, "pile")]
+            ("train", "pile", cfg.piles, train_src, "pile"),
+            # added 2026-12-03: later rows, so the streams of the rows above are unchanged
+            ("train", "spread", cfg.spread, train_src, "spread"), ("train", "heap", cfg.heaps, train_src, "heap"),
+            ("train", "printed", cfg.printed, train_src, "printed"),
+            ("train", "closeup", cfg.closeups, train_src, "closeup"),
+            ("train", "official", cfg.official, train_src, "official")]
+    official = _official(cfg.shared, held_out=False)
     for k, (split, stem, n, src, mode) in enumerate(plan):
         for i in range(n):
             rng = scene_rng(cfg, split, k, i)
-            scene = compose(src, rng, cfg.size, None if split == "test_dense" else backgrounds, cfg.real_fraction,
-                            pile=mode == "pile")
+            if mode == "spread":
+                scene = compose_spread(src, rng, cfg.size, backgrounds, cfg.real_fraction)
+            elif mode == "heap":
+                scene = compose_heap(src, rng, cfg.size, backgrounds, cfg.real_fraction)
+            elif mode == "printed":
+                scene = printed_page(cfg.size, rng)
+            elif mode == "closeup":
+                photo = p_train[int(rng.integers(len(p_train)))]
+                img = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+                scene = closeup(img, read_yolo(pushin / "labels" / f"{photo.stem}.txt", img.shape[1], img.shape[0]),
+                                rng, long_side=(640, 900))
+            elif mode == "official":
+                scene = official_photo(official[int(rng.integers(len(official)))])
+            else:
+                scene = compose(src, rng, cfg.size, None if split == "test_dense" else backgrounds, cfg.real_fraction,
+                                pile=mode == "pile")
             if mode == "dense":  # many pills
                 for _ in range(20):
                     if len(scene.boxes) >= 10:
                         break
                     scene = compose(src, rng, cfg.size, None, cfg.real_fraction)
-            write_yolo(out / split / "images" / f"{stem}_{i:05d}.jpg", out / split / "labels" / f"{stem}_{i:05d}.txt",
-                       scene.image, scene.boxes)
+            if scene is not None:
+                _write(out / split, f"{stem}_{i:05d}", scene)
             _progress(f"scenes {stem}", i + 1, n)
     for split, photos, repeat in (("train", p_train, cfg.pushin_repeat), ("real_val", p_val, 1)):
         for p in photos:
@@ -144,6 +186,58 @@ def build_dataset(cfg: DatasetConfig) -> Path:
     (out / "config.json").write_text(json.dumps({**asdict(cfg), "shared": str(cfg.shared), "db": str(cfg.db),
                                                  "out": str(out)}, indent=1))
     return data
+
+
+# The held-back sets that look like the photos people take (issue 22), each ROOT/<name>/{images,labels}:
+# name -> what it holds. Products held out of all training, phone photos never trained on.
+REAL_WORLD_SETS = {
+    "closeups": "close-ups cut from the held-back real phone photos (one pill's neighbourhood, 15-60% of the "
+                "frame, enlarged to 1-4 MP)",
+    "closeups_synthetic": "1-4 pills of held-out products, each 7-80% of the short side, 1600x1200",
+    "large": "3-4 large tablets (a 10 mm pill 27-47% of the short side, ~20-35% of the width), 1600x1200",
+    "official": "official catalog photos of held-out products: exactly their two faces (no ruler or logo box)",
+    "heaps": "heaps of 20-150 pills of one held-out product, up to 60% of each hidden, 1600x1200",
+    "printed": "no pill: printed text, rulers, logos, blister foil (every box is a false alarm)",
+}
+
+
+def build_real_world_sets(cfg: DatasetConfig, root: Path, n: int = 100) -> dict[str, int]:
+    """Write REAL_WORLD_SETS under ``root`` (seeded by ``cfg.seed``); returns the photos written per set."""
+    cuts = build_cutouts(cfg.shared, cfg.out.parent / "cutouts", cfg.db)
+    _, test_src = _sources(cfg, cuts, cfg.out.parent / "cutouts")
+    pushin = cfg.shared / "photos" / "pushin-pill"
+    _, p_val = pushin_split(pushin)
+    official = _official(cfg.shared, held_out=True)
+    big = (1600, 1200)
+    written: dict[str, int] = {}
+    for k, name in enumerate(REAL_WORLD_SETS):
+        folder = root / name
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        (folder / "labels").mkdir(parents=True, exist_ok=True)
+        count = {"official": min(n, len(official)), "printed": n // 2, "heaps": n // 2}.get(name, n)
+        written[name] = 0
+        for i in range(count):
+            rng = np.random.default_rng([cfg.seed, 1022, k, i])
+            if name == "closeups":
+                photo = p_val[i % len(p_val)]
+                img = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+                scene = closeup(img, read_yolo(pushin / "labels" / f"{photo.stem}.txt", img.shape[1], img.shape[0]),
+                                rng)
+            elif name == "closeups_synthetic":
+                scene = compose_spread(test_src, rng, big, None, fraction=(0.07, 0.8), count=(1, 4), printed=0.2)
+            elif name == "large":
+                scene = compose_spread(test_src, rng, big, None, fraction=(0.27, 0.47), count=(3, 4), printed=0.2)
+            elif name == "official":
+                scene = official_photo(official[int(len(official) * i / count)])
+            elif name == "heaps":
+                scene = compose_heap(test_src, rng, big, None)
+            else:
+                scene = printed_page(big, rng)
+            if scene is not None:
+                _write(folder, f"{name}_{i:04d}", scene)
+                written[name] += 1
+            _progress(name, i + 1, count)
+    return written
 
 
 def _ultralytics_offline(config_dir: Path) -> None:

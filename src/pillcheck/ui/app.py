@@ -362,7 +362,8 @@ class PillcheckApp:
         if walk_sides:
             message, pick = self.next_side(pills, session["sides"], pick, lang)
         elif not message:
-            message = t(lang, "found", n=n) if n else t(lang, "none_found")
+            advice = t(lang, f"advice_{report.advice}") if report.advice else ""
+            message = f"{t(lang, 'found', n=n)} {advice}".strip() if n else advice or t(lang, "advice_no_pill")
         return [session, *self.view(session, device, lang, message, "info" if n else "error", pick=pick)]
 
     # ------------------------------------------------------------------ handlers: choosing and correcting

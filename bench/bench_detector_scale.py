@@ -1,0 +1,57 @@
+"""Detector latency before and after issue 22 (pills at any size), one run, interleaved, same 12 MP photos.
+
+    python bench/bench_detector_scale.py --before OLD.onnx [--after models/detector.onnx] [--repeat 40]
+
+Rows: the previous model as it was served (one pass), the new model with one pass, and the new model as served
+(one pass + the zoomed-out pass for close-ups, ``Detector.zoom_out``). ``OLD.onnx``: e.g.
+``git show 8d71087:models/detector.onnx > /tmp/old.onnx`` (the model before the issue). Decode excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pillcheck import config, images
+from pillcheck.inference.detector import Detector
+from pillcheck.training.scenes import table_with_pills
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_detector import timed  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--before", type=Path, required=True, help="the previous detector ONNX")
+    ap.add_argument("--after", type=Path, default=config.MODELS_DIR / "detector.onnx")
+    ap.add_argument("--images", type=Path,
+                    default=config.REPO_ROOT.parent / "shared" / "data" / "photos" / "pushin-pill" / "images")
+    ap.add_argument("--repeat", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = ap.parse_args()
+    frames = [table_with_pills(4000, 3000)[0]]
+    for p in sorted(args.images.glob("*.jpg"))[:5]:
+        x = images.load(p)
+        frames.append(cv2.resize(x, None, fx=4032 / max(x.shape[:2]), fy=4032 / max(x.shape[:2]),
+                                 interpolation=cv2.INTER_CUBIC))  # 12 MP, as a phone sends it
+    paths = {"before: previous model, one pass": Detector(args.before, threads=args.threads, zoom_out=0),
+             "after: new model, one pass": Detector(args.after, threads=args.threads, zoom_out=0),
+             "after: new model + zoomed-out pass (served)": Detector(args.after, threads=args.threads)}
+    times = timed([lambda f, d=d: d(f) for d in paths.values()], frames, args.repeat)
+    base = statistics.median(times[0])
+    print(f"{len(frames)} photos at 12 MP ({frames[0].shape[1]}x{frames[0].shape[0]} ...), {args.threads} threads, "
+          f"{args.repeat} rounds interleaved")
+    print(f"{'path':<46} {'p50 ms':>8} {'p95 ms':>8} {'vs before':>10}")
+    for name, t in zip(paths, times):
+        p50 = statistics.median(t)
+        print(f"{name:<46} {p50:8.1f} {np.percentile(t, 95):8.1f} {p50 / base:9.2f}x")
+
+
+if __name__ == "__main__":
+    main()
