@@ -3,7 +3,7 @@
     python bench/bench_detector_scale.py --before OLD.onnx [--after models/detector.onnx] [--repeat 40]
 
 Rows: the previous model as it was served (one pass), the new model with one pass, and the new model as served
-(one pass + the zoomed-out pass for close-ups, ``Detector.zoom_out``). ``OLD.onnx``: e.g.
+(one pass + the zoomed-out pass for close-ups, ``Detector.zoom_side``). ``OLD.onnx``: e.g.
 ``git show 8d71087:models/detector.onnx > /tmp/old.onnx`` (the model before the issue). Decode excluded.
 """
 
@@ -40,8 +40,8 @@ def main() -> None:
         x = images.load(p)
         frames.append(cv2.resize(x, None, fx=4032 / max(x.shape[:2]), fy=4032 / max(x.shape[:2]),
                                  interpolation=cv2.INTER_CUBIC))  # 12 MP, as a phone sends it
-    paths = {"before: previous model, one pass": Detector(args.before, threads=args.threads, zoom_out=0),
-             "after: new model, one pass": Detector(args.after, threads=args.threads, zoom_out=0),
+    paths = {"before: previous model, one pass": Detector(args.before, threads=args.threads, zoom_side=0),
+             "after: new model, one pass": Detector(args.after, threads=args.threads, zoom_side=0),
              "after: new model + zoomed-out pass (served)": Detector(args.after, threads=args.threads)}
     times = timed([lambda f, d=d: d(f) for d in paths.values()], frames, args.repeat)
     base = statistics.median(times[0])

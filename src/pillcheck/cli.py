@@ -340,9 +340,9 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     from pillcheck import metrics
     from pillcheck.inference import models
 
-    det = models.detector(args.model, args.imgsz, args.square, args.zoom_out)
+    det = models.detector(args.model, args.imgsz, args.square, args.zoom_side)
     result = metrics.evaluate_detector(det, yolo_folder(Path(args.dataset)), iou=args.iou, conf=args.conf)
-    _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, "square": det.square, "zoom_out": det.zoom_out,
+    _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, "square": det.square, "zoom_side": det.zoom_side,
                    **result}, args.json)
     return 0
 
@@ -618,8 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--imgsz", type=int, default=None, help="input size (default: the one stored in the model)")
     ed.add_argument("--square", action=argparse.BooleanOptionalAction, default=None,
                     help="pad the input to a square (default: as stored in the model)")
-    ed.add_argument("--zoom-out", type=float, default=None,
-                    help="second pass on the photo this many times smaller, for close-ups (0: off; default: as served)")
+    ed.add_argument("--zoom-side", type=int, default=None,
+                    help="long side of the photo in the zoomed-out second pass, for close-ups (0: off; default: as served)")
     ed.add_argument("--json", action="store_true")
     ed.set_defaults(func=cmd_eval_detector)
 

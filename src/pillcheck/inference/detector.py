@@ -11,11 +11,11 @@ import numpy as np
 from pillcheck.inference.session import ModelError, create_session
 
 STRIDE = 32
-ZOOM_OUT = 0.0  # the zoomed-out pass shows the photo this many times smaller (0: off; MODEL_CARD)
-ZOOM_CANVAS = 256  # ... in a grey square of this side: ~1/4.5 of the first pass's pixels at 544
+ZOOM_SIDE = 0  # long side of the photo in the zoomed-out pass (0: off; 200 was best on det22, MODEL_CARD)
+ZOOM_CANVAS = 320  # ... in a grey square of this side: ~1/3 of the first pass's pixels at 544
 ZOOM_MIN_SIDE = 0.2  # its boxes count when their short side is at least this share of the photo's short side
-CONTAINED = 0.8  # a first-pass box this much inside a zoomed-out one is a part of that pill ...
-CLUMP_COVER = 0.4  # ... unless two or more of them cover this much of it: then they are pills, it a clump
+ZOOM_SURE = 0.25  # boxes below this score take no part in the merge
+CONTAINED = 0.8  # a first-pass box this much inside a zoomed-out one is a part of that pill, if less sure
 DEFAULT_IMGSZ = 416
 IMGSZ_KEY = "pillcheck_imgsz"  # ONNX metadata: the input size the model was chosen to be served at (MODEL_CARD)
 PAD_KEY = "pillcheck_pad"  # ONNX metadata: "square" for a model served on square letterboxes, as it was trained
@@ -95,11 +95,11 @@ class Detector:
     """YOLO-family ONNX detector with raw head output [1, 4 + classes, anchors] (cx, cy, w, h, scores...)."""
 
     def __init__(self, path: Path, imgsz: int | None = None, square: bool | None = None,
-                 threads: int | None = None, zoom_out: float | None = None, zoom_canvas: int = ZOOM_CANVAS) -> None:
+                 threads: int | None = None, zoom_side: int | None = None, zoom_canvas: int = ZOOM_CANVAS) -> None:
         """``imgsz`` (long side of the input) and ``square`` (pad to a square) default to what the model stores,
-        else DEFAULT_IMGSZ and stride padding; ``zoom_out`` (default ZOOM_OUT) 0 turns the zoomed-out pass off."""
+        else DEFAULT_IMGSZ and stride padding; ``zoom_side`` (default ZOOM_SIDE) 0 turns the zoomed-out pass off."""
         self.path = Path(path)
-        self.zoom_out, self.zoom_canvas = ZOOM_OUT if zoom_out is None else zoom_out, zoom_canvas
+        self.zoom_side, self.zoom_canvas = ZOOM_SIDE if zoom_side is None else zoom_side, zoom_canvas
         self.session = create_session(self.path, threads=threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         stored = meta.get(IMGSZ_KEY, "")
@@ -120,19 +120,20 @@ class Detector:
     def __call__(self, image: np.ndarray, conf: float = 0.35, iou: float = 0.5, max_det: int = 300) -> Detections:
         h, w = image.shape[:2]
         boxes, scores, cls = self._pass(image, self.imgsz, conf, None if self.square else False)
-        if self.zoom_out:
+        if self.zoom_side:
             # the photo shrunk into a grey square: a close-up's pill at the sizes the model knows. Only its large
-            # boxes count (small pills are the first pass's), and they replace first-pass boxes lying inside
-            # them (a big tablet's imprint or logo boxed as if it were a pill)
-            b2, s2, c2 = self._pass(image, round(self.zoom_canvas / self.zoom_out), conf, self.zoom_canvas)
-            big = np.minimum(b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1]) >= ZOOM_MIN_SIDE * min(w, h)
+            # boxes count (small pills are the first pass's)
+            b2, s2, c2 = self._pass(image, self.zoom_side, conf, self.zoom_canvas)
+            big = (np.minimum(b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1]) >= ZOOM_MIN_SIDE * min(w, h)) & (s2 >= ZOOM_SURE)
             b2, s2, c2 = b2[big], s2[big], c2[big]
             if len(b2):
-                inside = _contained(boxes, b2) >= CONTAINED  # (first pass, zoomed out)
-                area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-                covered = (inside * area(boxes)[:, None]).sum(0) / np.maximum(area(b2), 1e-9)
-                # several pills filling a zoomed-out box are a heap seen from afar, not one big pill
-                one = ~((inside.sum(0) >= 2) & (covered >= CLUMP_COVER))
+                # (first pass, zoomed out); boxes under ZOOM_SURE take no part, so any threshold above it sees the
+                # same merge (evaluations run at 0.001)
+                inside = (_contained(boxes, b2) >= CONTAINED) & (scores >= ZOOM_SURE)[:, None]
+                best_inside = np.where(inside, scores[:, None], 0).max(0) if len(boxes) else np.zeros(len(b2))
+                # a zoomed-out box surer than every first-pass box inside it is one big pill (a letter or logo was
+                # boxed); one less sure is a clump of pills seen from afar (a heap, a palm): the pills stand
+                one = s2 > best_inside
                 keep = ~inside[:, one].any(1)
                 boxes, scores, cls = (np.concatenate([boxes[keep], b2[one]]), np.concatenate([scores[keep], s2[one]]),
                                       np.concatenate([cls[keep], c2[one]]))
