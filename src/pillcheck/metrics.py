@@ -6,19 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
+from pillcheck.inference.detector import areas, intersections
+
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), np.float32)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
+    inter = intersections(a, b)
+    return inter / (areas(a)[:, None] + areas(b)[None, :] - inter + 1e-9)
 
 
 def match(pred: np.ndarray, scores: np.ndarray, gt: np.ndarray, thr: float) -> np.ndarray:

@@ -74,20 +74,28 @@ def letterbox(image: np.ndarray, size: int, square: bool = False, canvas: int | 
     return tensor, scale, (left, top)
 
 
+def intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection areas of xyxy boxes, ``a`` in rows and ``b`` in columns: NMS, the zoom merge and IoU share it."""
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return np.clip(w, 0, None) * np.clip(h, 0, None)
+
+
+def areas(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     """Greedy NMS (numpy): indices kept, best first."""
     order = np.argsort(-scores)
     keep = []
-    x1, y1, x2, y2 = boxes.T
-    areas = (x2 - x1) * (y2 - y1)
+    area = areas(boxes)
     while order.size:
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = w * h
-        order = rest[inter / (areas[i] + areas[rest] - inter + 1e-9) <= iou]
+        inter = intersections(boxes[i:i + 1], boxes[rest])[0]
+        order = rest[inter / (area[i] + area[rest] - inter + 1e-9) <= iou]
     return np.array(keep, np.int64)
 
 
@@ -119,11 +127,11 @@ class Detector:
 
     def __call__(self, image: np.ndarray, conf: float = 0.35, iou: float = 0.5, max_det: int = 300) -> Detections:
         h, w = image.shape[:2]
-        boxes, scores, cls = self._pass(image, self.imgsz, conf, None if self.square else False)
+        boxes, scores, cls = self._pass(image, self.imgsz, conf, self.square)
         if self.zoom_side:
             # the photo shrunk into a grey square: a close-up's pill at the sizes the model knows. Only its large
             # boxes count (small pills are the first pass's)
-            b2, s2, c2 = self._pass(image, self.zoom_side, conf, self.zoom_canvas)
+            b2, s2, c2 = self._pass(image, self.zoom_side, conf, square=False, canvas=self.zoom_canvas)
             big = (np.minimum(b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1]) >= ZOOM_MIN_SIDE * min(w, h)) & (s2 >= ZOOM_SURE)
             b2, s2, c2 = b2[big], s2[big], c2[big]
             if len(b2):
@@ -145,11 +153,11 @@ class Detector:
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
         return Detections(boxes, scores[idx], cls[idx])
 
-    def _pass(self, image: np.ndarray, size: int, conf: float, canvas: int | None | bool
+    def _pass(self, image: np.ndarray, size: int, conf: float, square: bool, canvas: int | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One run of the model: boxes (in the image's pixels), scores and classes above ``conf``, before NMS.
-        ``canvas``: None pads to a square of ``size``, False to a multiple of 32, an int to that square."""
-        tensor, scale, (left, top) = letterbox(image, size, square=canvas is None, canvas=canvas or None)
+        The photo's long side becomes ``size``, padded as ``letterbox`` pads (``square``, or a ``canvas`` square)."""
+        tensor, scale, (left, top) = letterbox(image, size, square=square, canvas=canvas)
         out = self.session.run(None, {self.input_name: tensor})[0][0]  # (4 + nc, anchors)
         scores_all = out[4:]
         cls = scores_all.argmax(0)
@@ -163,9 +171,4 @@ class Detector:
 
 def _contained(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Share of each box of ``a`` (rows) that lies inside each box of ``b`` (columns)."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    return inter / np.maximum(((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None], 1e-9)
+    return intersections(a, b) / np.maximum(areas(a)[:, None], 1e-9)
