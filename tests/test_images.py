@@ -96,6 +96,19 @@ def test_bad_input_gives_a_clear_message(data, message):
         images.load(data)
 
 
+def test_a_108_or_200_mp_jpeg_is_shrunk_not_refused():
+    """Phones' 108/200 MP modes: libjpeg decodes them at 1/2-1/8, which is their full size from then on; a PNG
+    that large cannot be shrunk while decoding and is refused with what to do."""
+    data = encode(Image.new("RGB", (16_000, 12_000), (200, 180, 160)), "JPEG")  # 192 MP, ~3 MB
+    photo = images.decode(data)
+    assert photo.size == (8000, 6000) and photo.rgb.shape == (6000, 8000, 3) and photo.scale == 1
+    small = images.decode(data, min_side=images.WORKING_SIDE)
+    assert small.size == (8000, 6000) and small.rgb.shape == (1500, 2000, 3) and small.full().rgb.shape[0] == 6000
+    with pytest.raises(InputError, match="lower resolution") as err:
+        images.load(encode(Image.new("1", (9000, 8000)), "PNG"))
+    assert err.value.reason == "too_many_pixels" and err.value.params["mp"] == 72
+
+
 def test_size_limit_and_missing_path(tmp_path):
     with pytest.raises(InputError, match="limit"):
         images.load(b"x" * 100, max_bytes=10)

@@ -11,7 +11,9 @@ import csv
 import io
 import json
 import os
+import re
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -173,15 +175,25 @@ def test_my_medications_and_profile_join_every_check(two_pills, tmp_path):
     assert again is session and "다시 찾았습니다" in view[STATUS]  # the photo's pills were named again with the list
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"", "empty"),
-    (b"%PDF-1.4 not a photo", "not a photo"),
-    (jpeg()[: len(jpeg()) // 2], "damaged"),
+@pytest.mark.parametrize("data, words, korean", [
+    (b"", "empty", "빈 파일"),
+    (b"%PDF-1.4 not a photo", "not a photo", "읽을 수 있는 사진이 아닙니다"),
+    (jpeg()[: len(jpeg()) // 2], "damaged", "손상"),
 ])
-def test_bad_photo_is_one_friendly_line(two_pills, tmp_path, data, words):
+def test_bad_photo_is_one_friendly_line(two_pills, tmp_path, data, words, korean):
     session, *view = two_pills.on_photo(upload(tmp_path, data), None, "en", 0.35, 0.5)
     assert session is None and words in view[STATUS] and "Traceback" not in view[STATUS]
     assert not view[RESULT]["visible"]
+    session, *view = two_pills.on_photo(upload(tmp_path, data), None, "ko", 0.35, 0.5)
+    text = re.sub(r"<[^>]+>", " ", view[STATUS])
+    assert korean in text and not re.search(r"[a-z]{2,} [a-z]{2,}", text), text  # no English sentence
+
+
+def test_every_input_error_speaks_korean():
+    for reason, english in images.MESSAGES.items():
+        korean = STRINGS["ko"][f"input_{reason}"]
+        fields = [{f for _, f, _, _ in string.Formatter().parse(x) if f} for x in (english, korean)]
+        assert fields[0] == fields[1] and korean != english, reason
 
 
 def test_missing_detector_is_a_friendly_line(demo_db, tmp_path):
@@ -220,13 +232,19 @@ def test_batch_zip_is_validated(two_pills, tmp_path):
         zf.writestr("notes.txt", "hello")
         zf.writestr("bomb.png", b"\0" * (8 * 2**20))  # 8 MB of zeros: ratio ~1000
         zf.writestr("broken.jpg", b"not a jpeg")
-    names = {e.name: e.error for e in batch.PhotoZip(path)}
-    assert names["a.jpg"] is None and "unsafe" in names["../../evil.jpg"] and "not a photo" in names["notes.txt"]
-    assert "zip bomb" in names["bomb.png"]
+    names = {e.name: e.error and e.error.reason for e in batch.PhotoZip(path)}
+    assert names == {"a.jpg": None, "../../evil.jpg": "unsafe_name", "notes.txt": "not_photo_name",
+                     "bomb.png": "zip_bomb", "broken.jpg": None}  # broken.jpg is refused when decoded
     files, status = two_pills.on_batch(str(path), {}, "en", 0.35, 0.5, progress=lambda *a, **k: None)
     rows = list(csv.DictReader(Path(files[0]).read_text(encoding="utf-8-sig").splitlines()))
     assert {r["image"] for r in rows} == set(names) and "Checked 5 photos (4 problems)" in status
-    assert "not a photo pillcheck can read" in next(r["error"] for r in rows if r["image"] == "broken.jpg")
+    errors = {r["image"]: r["error"] for r in rows}
+    assert "not a photo pillcheck can read" in errors["broken.jpg"] and "zip bomb" in errors["bomb.png"]
+    files, _ = two_pills.on_batch(str(path), {}, "ko", 0.35, 0.5, progress=lambda *a, **k: None)
+    rows = list(csv.DictReader(Path(files[0]).read_text(encoding="utf-8-sig").splitlines()))
+    errors = {r["image"]: r["error"] for r in rows}  # the person's language, in the file too
+    assert "읽을 수 있는 사진이 아닙니다" in errors["broken.jpg"] and "zip 폭탄" in errors["bomb.png"]
+    assert "안전하지 않은" in errors["../../evil.jpg"] and "확장자" in errors["notes.txt"]
     many = tmp_path / "many.zip"
     with zipfile.ZipFile(many, "w") as zf:
         for i in range(batch.MAX_ENTRIES + 1):

@@ -24,16 +24,51 @@ try:  # HEIC/HEIF from iPhones
 except ImportError:  # pragma: no cover - pillow-heif is a runtime dependency; keep decoding the rest
     pass
 
-MAX_BYTES = 40 * 1024 * 1024  # a 48 MP phone JPEG is ~25 MB
-MAX_PIXELS = 60_000_000  # above this we refuse before decoding (decompression bombs)
+MAX_BYTES = 64 * 1024 * 1024  # a 48 MP phone JPEG is ~25 MB, a 200 MP one up to ~60 MB
+MAX_PIXELS = 60_000_000  # decoded pixels at most: a larger JPEG is decoded shrunk, other formats are refused
 MIN_SIDE = 32
 # Analysis needs no more than this short side: the detector sees 416 px and an imprint crop is read at <= 320 px
 # per pill, so a 12 MP JPEG is decoded at half size by libjpeg's DCT scaling (4x fewer pixels, ~5x faster).
 WORKING_SIDE = 1500
 
 
+# Why a file cannot be used, by reason: the English message (the CLI's). The app shows each in the person's
+# language (``ui/i18n.py``, key ``input_<reason>``, the same placeholders), so a Korean page has no English sentence.
+MESSAGES = {
+    "not_found": "{name}: file not found",
+    "too_large": "the file is {mb} MB; the limit is {limit} MB",
+    "empty": "the file is empty (0 bytes)",
+    "too_many_pixels": "the photo is {w}x{h} ({mp} MP); the limit is {limit} MP: save it at a lower resolution "
+                       "(e.g. the camera's 12 MP setting) or as a JPEG",
+    "not_image": "this is not a photo pillcheck can read (JPEG, PNG, WebP, HEIC, GIF, BMP, TIFF)",
+    "bomb": "the photo has too many pixels to decode safely (over {limit} MP)",
+    "damaged": "the photo is damaged or cut short and cannot be decoded ({kind})",
+    "too_small": "the photo is only {w}x{h} pixels; pills cannot be seen at that size",
+    "camera_damaged": "the camera picture arrived damaged; please take it again",
+    "no_file": "no file was received",
+    "upload_gone": "the upload is no longer on the server; please send the photo again",
+    "no_such_pill": "there is no pill #{number} in the photo ({found} found)",
+    "not_zip": "this is not a zip file",
+    "zip_damaged": "the zip file is damaged ({kind})",
+    "zip_entries": "the zip holds {n} files; the limit is {limit}",
+    "zip_total": "the zip unpacks to {mb} MB; the limit is {limit} MB",
+    "unsafe_name": "unsafe file name (absolute path or '..'): refused",
+    "encrypted": "encrypted entry: refused",
+    "not_photo_name": "not a photo (by its extension): skipped",
+    "entry_large": "{mb} MB; the limit is {limit} MB per photo",
+    "zip_bomb": "compression ratio is suspicious (zip bomb?): refused",
+    "unpack": "cannot be unpacked ({kind})",
+    "header_lies": "larger than its header says: refused",
+}
+
+
 class InputError(ValueError):
-    """A photo we cannot use; ``str(err)`` is the message to show the person."""
+    """A file we cannot use, and why: ``reason`` (a key of MESSAGES) and its ``params``; ``str(err)`` is the
+    English message, ``ui.i18n.input_message`` the person's language."""
+
+    def __init__(self, reason: str, **params: object) -> None:
+        self.reason, self.params = reason, params
+        super().__init__(MESSAGES[reason].format(**params))
 
 
 @dataclass(frozen=True)
@@ -66,41 +101,53 @@ def decode(source: bytes | str | Path, *, min_side: int | None = None, max_bytes
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise InputError(f"{path.name}: file not found")
+            raise InputError("not_found", name=path.name)
         size = path.stat().st_size
         if size > max_bytes:
-            raise InputError(f"{path.name}: the file is {size / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+            raise InputError("too_large", mb=round(size / 2**20), limit=round(max_bytes / 2**20))
         data = path.read_bytes()
     else:
         data = bytes(source)
     if not data:
-        raise InputError("the file is empty (0 bytes)")
+        raise InputError("empty")
     if len(data) > max_bytes:
-        raise InputError(f"the file is {len(data) / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+        raise InputError("too_large", mb=round(len(data) / 2**20), limit=round(max_bytes / 2**20))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = max_pixels
+            Image.MAX_IMAGE_PIXELS = max_pixels * 64  # a JPEG up to 64x the limit is decoded shrunk, below
             img = Image.open(io.BytesIO(data))
             w, h = img.size
-            if w * h > max_pixels:
-                raise InputError(f"the photo is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is {max_pixels / 1e6:.0f} MP")
+            # a 108/200 MP phone photo is decoded at 1/2, 1/4 or 1/8 by libjpeg (never the full pixels): that is
+            # its full size from here on; other formats have no shrunk decoding and are refused above the limit
+            k = _jpeg_shrink(w, h, max_pixels) if img.format == "JPEG" else 1 if w * h <= max_pixels else None
+            if k is None:
+                raise InputError("too_many_pixels", w=w, h=h, mp=round(w * h / 1e6), limit=round(max_pixels / 1e6))
+            request = (w // k, h // k)
+            w, h = -(-w // k), -(-h // k)
             if min_side and img.format == "JPEG" and min(w, h) >= 2 * min_side:
                 short = min(w, h)  # libjpeg picks the smallest scale that stays at or above the requested size
-                img.draft("RGB", (w * min_side // short, h * min_side // short))
+                request = min(request[0], w * min_side // short), min(request[1], h * min_side // short)
+            if request != img.size:
+                img.draft("RGB", request)
             img.load()
     except InputError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         if isinstance(exc, UnidentifiedImageError):
-            raise InputError("this is not a photo pillcheck can read (JPEG, PNG, WebP, HEIC, GIF, BMP, TIFF)") from exc
-        raise InputError(f"the photo has too many pixels to decode safely (over {max_pixels / 1e6:.0f} MP)") from exc
+            raise InputError("not_image") from exc
+        raise InputError("bomb", limit=round(max_pixels / 1e6)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputError(f"the photo is damaged or cut short and cannot be decoded ({exc.__class__.__name__})") from exc
+        raise InputError("damaged", kind=exc.__class__.__name__) from exc
     decoded_w = img.size[0]
     rgb = to_rgb(img)
     turned = rgb.shape[1] != decoded_w  # EXIF rotated it by 90 degrees
     return Decoded(rgb, (h, w) if turned else (w, h), data)
+
+
+def _jpeg_shrink(w: int, h: int, max_pixels: int) -> int | None:
+    """The smallest libjpeg scale denominator (1, 2, 4, 8) that brings a w x h JPEG within ``max_pixels``."""
+    return next((k for k in (1, 2, 4, 8) if -(-w // k) * -(-h // k) <= max_pixels), None)
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:
@@ -120,7 +167,7 @@ def to_rgb(img: Image.Image) -> np.ndarray:
     rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:
-        raise InputError(f"the photo is only {w}x{h} pixels; pills cannot be seen at that size")
+        raise InputError("too_small", w=w, h=h)
     return np.ascontiguousarray(rgb)
 
 

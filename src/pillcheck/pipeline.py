@@ -190,7 +190,7 @@ class Pipeline:
         sides = {}
         for number, side_photo in (other_sides or {}).items():
             if not 1 <= number <= len(det):
-                raise images.InputError(f"there is no pill #{number} in the photo ({len(det)} found)")
+                raise images.InputError("no_such_pill", number=number, found=len(det))
             side = _decoded(side_photo).rgb
             found = detector(side, conf=conf, iou=iou)
             # the most confident pill; a close-up the detector does not recognise is read whole

@@ -126,6 +126,12 @@ def _write(folder: Path, stem: str, scene) -> None:
     write_yolo(folder / "images" / f"{stem}.jpg", folder / "labels" / f"{stem}.txt", scene.image, scene.boxes)
 
 
+def _photo_closeup(pushin: Path, photo: Path, rng: np.random.Generator, **kw):
+    """A close-up cut from one labelled phone photo (real pixels around one pill)."""
+    img = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+    return closeup(img, read_yolo(pushin / "labels" / f"{photo.stem}.txt", img.shape[1], img.shape[0]), rng, **kw)
+
+
 def build_dataset(cfg: DatasetConfig) -> Path:
     """Write the YOLO dataset; returns its data.yaml. Products held out (splits.py) only appear in `dense_test`."""
     out = cfg.out
@@ -156,10 +162,7 @@ def build_dataset(cfg: DatasetConfig) -> Path:
             elif mode == "printed":
                 scene = printed_page(cfg.size, rng)
             elif mode == "closeup":
-                photo = p_train[int(rng.integers(len(p_train)))]
-                img = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
-                scene = closeup(img, read_yolo(pushin / "labels" / f"{photo.stem}.txt", img.shape[1], img.shape[0]),
-                                rng, long_side=(640, 900))
+                scene = _photo_closeup(pushin, p_train[int(rng.integers(len(p_train)))], rng, long_side=(640, 900))
             elif mode == "official":
                 scene = official_photo(official[int(rng.integers(len(official)))])
             else:
@@ -219,10 +222,7 @@ def build_real_world_sets(cfg: DatasetConfig, root: Path, n: int = 100) -> dict[
         for i in range(count):
             rng = np.random.default_rng([cfg.seed, 1022, k, i])
             if name == "closeups":
-                photo = p_val[i % len(p_val)]
-                img = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
-                scene = closeup(img, read_yolo(pushin / "labels" / f"{photo.stem}.txt", img.shape[1], img.shape[0]),
-                                rng)
+                scene = _photo_closeup(pushin, p_val[i % len(p_val)], rng)
             elif name == "closeups_synthetic":
                 scene = compose_spread(test_src, rng, big, None, fraction=(0.07, 0.8), count=(1, 4), printed=0.2)
             elif name == "large":

@@ -35,7 +35,7 @@ from pillcheck.inference.session import ModelError
 from pillcheck.pipeline import Pipeline, unidentified
 from pillcheck.safety.dur import Profile, check, possible_warnings
 from pillcheck.ui import batch, export, render
-from pillcheck.ui.i18n import DEFAULT, LANGS, t, term
+from pillcheck.ui.i18n import DEFAULT, LANGS, bad_photo, input_message, t, term
 from pillcheck.ui.style import CSS
 
 log = logging.getLogger(__name__)
@@ -117,25 +117,25 @@ def read_upload(payload: Any) -> tuple[bytes, str]:
     if not path and url.startswith("data:"):
         encoded = url.partition(",")[2]
         if len(encoded) > images.MAX_BYTES * 4 // 3 + 4:
-            raise images.InputError(f"the photo is over the {images.MAX_BYTES / 2**20:.0f} MB limit")
+            raise images.InputError("too_large", mb=round(len(encoded) * 3 / 4 / 2**20), limit=round(images.MAX_BYTES / 2**20))
         try:
             return base64.b64decode(encoded), "camera"
         except binascii.Error as exc:
-            raise images.InputError("the camera picture arrived damaged; please take it again") from exc
+            raise images.InputError("camera_damaged") from exc
     if not path:
-        raise images.InputError("no file was received")
+        raise images.InputError("no_file")
     p = Path(path)
     name = (payload.get("orig_name") if isinstance(payload, dict) else None) or p.name
     uploaded = is_in_or_equal(str(p), get_upload_folder())
     try:
         size = p.stat().st_size
         if size > images.MAX_BYTES:
-            raise images.InputError(f"the file is {size / 2**20:.0f} MB; the limit is {images.MAX_BYTES / 2**20:.0f} MB")
+            raise images.InputError("too_large", mb=round(size / 2**20), limit=round(images.MAX_BYTES / 2**20))
         data = p.read_bytes()
     except FileNotFoundError as exc:
         data = RECENT_UPLOADS.get(str(p)) if uploaded else None
         if data is None:
-            raise images.InputError("the upload is no longer on the server; please send the photo again") from exc
+            raise images.InputError("upload_gone") from exc
     finally:
         discard_upload(p)
     if uploaded:
@@ -297,7 +297,7 @@ class PillcheckApp:
             data, name = read_upload(payload)
             photo = images.decode(data, min_side=images.WORKING_SIDE)
         except images.InputError as exc:
-            return [None, *self.view(None, device, lang, t(lang, "bad_photo", msg=exc), "error")]
+            return [None, *self.view(None, device, lang, bad_photo(lang, exc), "error")]
         return self.analyze_into({"name": Path(name).stem, "photo": data}, photo, device, lang, conf, iou)
 
     def on_rerun(self, session: dict | None, device: Any, lang: str, conf: float, iou: float) -> list:
@@ -318,7 +318,7 @@ class PillcheckApp:
             data, _ = read_upload(payload)
             images.decode(data, min_side=images.WORKING_SIDE)  # a bad photo is refused here, before anything changes
         except images.InputError as exc:
-            return [session, *self.view(session, device, lang, t(lang, "bad_photo", msg=exc), "error", pick=pick),
+            return [session, *self.view(session, device, lang, bad_photo(lang, exc), "error", pick=pick),
                     gr.update()]
         # kept as the file's bytes, like the photo itself (a decoded frame is ~10 MB per side and session)
         session["sides"] = {**session.get("sides", {}), int(pick): data}
@@ -430,7 +430,7 @@ class PillcheckApp:
             data, _ = read_upload(payload)
             found = self.pipe.scan_box(images.decode(data, min_side=images.WORKING_SIDE))
         except images.InputError as exc:
-            return [device, session, *self.view(session, device, lang, t(lang, "bad_photo", msg=exc), "error"), None]
+            return [device, session, *self.view(session, device, lang, bad_photo(lang, exc), "error"), None]
         seqs = [f["item_seq"] for f in found if f["item_seq"]]
         if not seqs:
             message = t(lang, "scan_unknown", code=found[0]["barcode"]) if found else t(lang, "scan_none")
@@ -480,15 +480,15 @@ class PillcheckApp:
                 for i, entry in enumerate(photos):
                     progress((i, len(photos)), desc=entry.name)
                     if entry.error:
-                        reports.append((entry.name, None, entry.error))
+                        reports.append((entry.name, None, input_message(lang, entry.error)))
                         continue
                     try:
                         report = self.pipe.analyze(entry.data, device["meds"], profile, conf=float(conf), iou=float(iou))
                         reports.append((entry.name, report.to_dict(), None))
                     except images.InputError as exc:
-                        reports.append((entry.name, None, str(exc)))
+                        reports.append((entry.name, None, input_message(lang, exc)))
         except images.InputError as exc:
-            return None, render.status_html(t(lang, "bad_photo", msg=exc), "error")
+            return None, render.status_html(bad_photo(lang, exc), "error")
         except ModelError as exc:
             log.error("batch: %s", exc)
             return None, render.status_html(t(lang, "model_missing"), "error")

@@ -27,7 +27,7 @@ JUNK = ("__MACOSX/", ".DS_Store", "Thumbs.db")
 class Entry:
     name: str
     data: bytes | None
-    error: str | None = None
+    error: images.InputError | None = None  # why it is not analysed
 
 
 def unsafe_name(name: str) -> bool:
@@ -38,17 +38,17 @@ def unsafe_name(name: str) -> bool:
     return path.is_absolute() or ".." in path.parts or (len(name) > 1 and name[1] == ":")
 
 
-def _problem(info: zipfile.ZipInfo) -> str | None:
+def _problem(info: zipfile.ZipInfo) -> images.InputError | None:
     if unsafe_name(info.filename):
-        return "unsafe file name (absolute path or '..'): refused"
+        return images.InputError("unsafe_name")
     if info.flag_bits & 0x1:
-        return "encrypted entry: refused"
+        return images.InputError("encrypted")
     if PurePosixPath(info.filename).suffix.lower() not in PHOTO_SUFFIXES:
-        return "not a photo (by its extension): skipped"
+        return images.InputError("not_photo_name")
     if info.file_size > MAX_ENTRY_BYTES:
-        return f"{info.file_size / 2**20:.0f} MB; the limit is {MAX_ENTRY_BYTES / 2**20:.0f} MB per photo"
+        return images.InputError("entry_large", mb=round(info.file_size / 2**20), limit=round(MAX_ENTRY_BYTES / 2**20))
     if info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-        return "compression ratio is suspicious (zip bomb?): refused"
+        return images.InputError("zip_bomb")
     return None
 
 
@@ -61,21 +61,20 @@ class PhotoZip:
 
     def __init__(self, path: str | Path) -> None:
         if not zipfile.is_zipfile(path):
-            raise images.InputError("this is not a zip file")
+            raise images.InputError("not_zip")
         try:
             self._zf = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise images.InputError(f"the zip file is damaged ({exc.__class__.__name__})") from exc
+            raise images.InputError("zip_damaged", kind=exc.__class__.__name__) from exc
         self.infos = [i for i in self._zf.infolist() if not i.is_dir() and not any(j in i.filename for j in JUNK)
                       and not PurePosixPath(i.filename).name.startswith("._")]
         total = sum(i.file_size for i in self.infos)
         if len(self.infos) > MAX_ENTRIES:
             self.close()
-            raise images.InputError(f"the zip holds {len(self.infos)} files; the limit is {MAX_ENTRIES}")
+            raise images.InputError("zip_entries", n=len(self.infos), limit=MAX_ENTRIES)
         if total > MAX_TOTAL_BYTES:
             self.close()
-            raise images.InputError(f"the zip unpacks to {total / 2**20:.0f} MB; the limit is "
-                                    f"{MAX_TOTAL_BYTES / 2**20:.0f} MB")
+            raise images.InputError("zip_total", mb=round(total / 2**20), limit=round(MAX_TOTAL_BYTES / 2**20))
 
     def __len__(self) -> int:
         return len(self.infos)
@@ -92,9 +91,9 @@ class PhotoZip:
             with self._zf.open(info) as f:
                 data = f.read(MAX_ENTRY_BYTES + 1)  # the header's size may lie: never read past the limit
         except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
-            return Entry(info.filename, None, f"cannot be unpacked ({exc.__class__.__name__})")
+            return Entry(info.filename, None, images.InputError("unpack", kind=exc.__class__.__name__))
         if len(data) > MAX_ENTRY_BYTES:
-            return Entry(info.filename, None, "larger than its header says: refused")
+            return Entry(info.filename, None, images.InputError("header_lies"))
         return Entry(info.filename, data)
 
     def close(self) -> None:

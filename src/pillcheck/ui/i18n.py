@@ -6,6 +6,8 @@ is printed on the box and in the MFDS notice.
 
 from __future__ import annotations
 
+from pillcheck.images import MESSAGES, InputError
+
 LANGS = {"ko": "한국어", "en": "English"}
 DEFAULT = "ko"
 
@@ -133,6 +135,31 @@ STRINGS: dict[str, dict[str, str]] = {
         "corr_files": "학습용 예시",
         "corr_none": "아직 모은 수정 내용이 없습니다. 위 옵션을 켜고 알약을 골라 주세요.",
         "corr_saved": "수정 내용 {n}건을 모았습니다.",
+        # why a file cannot be used (images.MESSAGES has the English; the same placeholders)
+        "input_not_found": "{name}: 파일이 없습니다",
+        "input_too_large": "파일이 {mb}MB입니다. {limit}MB까지 받을 수 있습니다",
+        "input_empty": "빈 파일입니다 (0바이트)",
+        "input_too_many_pixels": "사진이 {w}x{h} ({mp}백만 화소)입니다. {limit}백만 화소까지 받을 수 있습니다. "
+                                 "해상도를 낮춰 저장하거나(카메라의 1200만 화소 설정 등) JPEG로 저장해 보내 주세요",
+        "input_not_image": "읽을 수 있는 사진이 아닙니다 (JPEG, PNG, WebP, HEIC, GIF, BMP, TIFF 사진을 보내 주세요)",
+        "input_bomb": "화소가 너무 많아 안전하게 열 수 없습니다 ({limit}백만 화소 초과)",
+        "input_damaged": "사진 파일이 손상되었거나 일부만 받아져 열 수 없습니다 ({kind})",
+        "input_too_small": "사진이 {w}x{h} 화소뿐이라 알약이 보이지 않습니다",
+        "input_camera_damaged": "카메라 사진이 손상되어 도착했습니다. 다시 찍어 주세요",
+        "input_no_file": "받은 파일이 없습니다",
+        "input_upload_gone": "올린 파일이 서버에 더 이상 없습니다. 사진을 다시 보내 주세요",
+        "input_no_such_pill": "사진에 {number}번 알약이 없습니다 ({found}개를 찾았습니다)",
+        "input_not_zip": "zip 파일이 아닙니다",
+        "input_zip_damaged": "zip 파일이 손상되었습니다 ({kind})",
+        "input_zip_entries": "zip 안에 파일이 {n}개 있습니다. {limit}개까지 받을 수 있습니다",
+        "input_zip_total": "zip을 풀면 {mb}MB입니다. {limit}MB까지 받을 수 있습니다",
+        "input_unsafe_name": "안전하지 않은 파일 이름입니다 (절대 경로나 '..'): 건너뜀",
+        "input_encrypted": "암호가 걸린 파일입니다: 건너뜀",
+        "input_not_photo_name": "사진 파일이 아닙니다 (확장자 기준): 건너뜀",
+        "input_entry_large": "{mb}MB입니다. 사진 한 장에 {limit}MB까지 받을 수 있습니다",
+        "input_zip_bomb": "압축률이 비정상적입니다 (zip 폭탄 의심): 건너뜀",
+        "input_unpack": "압축을 풀 수 없습니다 ({kind})",
+        "input_header_lies": "기록된 크기보다 큽니다: 건너뜀",
     },
     "en": {
         "title": "💊 pillcheck",
@@ -260,6 +287,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "corr_files": "Training examples",
         "corr_none": "No corrections collected yet. Turn on the option above, then choose pills.",
         "corr_saved": "{n} corrections collected.",
+        **{f"input_{reason}": text for reason, text in MESSAGES.items()},
     },
 }
 
@@ -269,6 +297,16 @@ def t(lang: str | None, key: str, **kw: object) -> str:
     table = STRINGS.get(lang or DEFAULT, STRINGS[DEFAULT])
     text = table.get(key, STRINGS[DEFAULT][key])
     return text.format(**kw) if kw else text
+
+
+def input_message(lang: str | None, exc: InputError) -> str:
+    """Why a file cannot be used, in ``lang``."""
+    return t(lang, f"input_{exc.reason}", **exc.params)
+
+
+def bad_photo(lang: str | None, exc: InputError) -> str:
+    """The app's message for a photo it cannot use: that it cannot, and why."""
+    return t(lang, "bad_photo", msg=input_message(lang, exc))
 
 
 # The catalog's shape and colour words (낱알식별), for the English cards.
