@@ -16,6 +16,7 @@ from pillcheck.inference.detector import DEFAULT_IMGSZ, IMGSZ_KEY, PAD_KEY, Dete
 from pillcheck.inference.session import ModelError
 from pillcheck.metrics import iou_matrix
 from pillcheck.training.scenes import table_with_pills
+from tests.conftest import MFDS, SHARED
 
 MODEL = config.MODELS_DIR / "detector.onnx"
 # The test photos are drawn (flat table, flat pills): the trained model is less sure of them than of real photos
@@ -156,7 +157,7 @@ def test_12mp_jpeg_decoded_at_working_size_boxes_in_full_pixels(detector, tmp_pa
     assert_found(got, truth)
 
 
-PUSHIN = config.REPO_ROOT.parent / "shared" / "data" / "photos" / "pushin-pill"
+PUSHIN = SHARED / "photos" / "pushin-pill"
 
 
 @pytest.mark.skipif(not PUSHIN.is_dir(), reason="needs ../shared/data (the real phone photos)")
@@ -169,3 +170,68 @@ def test_shipped_model_finds_the_pills_of_held_back_real_photos(detector):
     held_back = [(p, PUSHIN / "labels" / f"{p.stem}.txt") for p in pushin_split(PUSHIN)[1]]
     result = evaluate_detector(detector, held_back)
     assert result["boxes"] == 186 and result["recall_at_p97"] >= 0.97, result
+
+
+# ---------------------------------------------------------------- photos as people take them (issue 22)
+CATALOG_PHOTOS = PUSHIN.parent / "catalog_reference"
+
+
+def _held_back_closeup(seed: int):
+    """A close-up of one pill made of a held-back real photo's pixels (its neighbourhood, enlarged to 1-2 MP)."""
+    from pillcheck.training.scenes import closeup, pushin_split, read_yolo
+
+    rng = np.random.default_rng(seed)
+    for photo in pushin_split(PUSHIN)[1]:
+        rgb = images.load(photo)
+        boxes = read_yolo(PUSHIN / "labels" / f"{photo.stem}.txt", rgb.shape[1], rgb.shape[0])
+        scene = closeup(rgb, boxes, rng, fill=(0.3, 0.5), long_side=(1200, 1600))
+        if scene is not None and len(scene.boxes) == 1:
+            yield scene
+
+
+@pytest.mark.skipif(not PUSHIN.is_dir(), reason="needs ../shared/data (the real phone photos)")
+def test_a_closeup_of_one_real_pill_gives_one_box_covering_it(detector):
+    scenes = [s for _, s in zip(range(6), _held_back_closeup(22))]
+    assert len(scenes) == 6
+    hits = 0
+    for scene in scenes:
+        det = detector(scene.image)
+        hits += len(det) == 1 and iou_matrix(scene.boxes, det.xyxy).max() >= 0.7
+    assert hits >= 5, hits
+
+
+def test_printed_pages_and_rulers_are_not_pills(detector):
+    from pillcheck.training.scenes import printed_page
+
+    found = [len(detector(printed_page((1600, 1200), np.random.default_rng([22, i])).image)) for i in range(8)]
+    assert sum(found) <= 1, found
+
+
+@pytest.mark.skipif(not CATALOG_PHOTOS.is_dir(), reason="needs ../shared/data (the official photos)")
+def test_an_official_photo_gives_its_two_faces_and_no_ruler_or_logo_box(detector):
+    from pillcheck.training.detector import _official
+    from pillcheck.training.scenes import official_photo
+
+    scenes = [s for s in map(official_photo, _official(CATALOG_PHOTOS.parent.parent, held_out=True)[::40]) if s][:8]
+    exact = 0
+    for scene in scenes:
+        det = detector(scene.image)
+        exact += len(det) == len(scene.boxes) and bool((iou_matrix(scene.boxes, det.xyxy).max(1) >= 0.5).all())
+    assert exact >= 7, exact
+
+
+@pytest.mark.skipif(not MFDS.is_dir(), reason="needs ../shared/data (catalog records to draw pills from)")
+def test_a_heap_of_one_product_finds_nearly_all_its_pills(detector, official):
+    from pillcheck.training.scenes import PillSource, compose_heap
+    from pillcheck.training.splits import is_held_out
+
+    cur = official.cursor().execute("SELECT * FROM appearance LIMIT 4000")
+    cols = [d[0] for d in cur.description]
+    records = [r for r in (dict(zip(cols, row)) for row in cur.fetchall()) if is_held_out(r["item_seq"])]
+    found = total = 0
+    for i in range(4):
+        scene = compose_heap(PillSource([], records), np.random.default_rng([22, i]), (1280, 960), count=(60, 150))
+        det = detector(scene.image)
+        total += len(scene.boxes)
+        found += int((iou_matrix(scene.boxes, det.xyxy).max(1) >= 0.5).sum()) if len(det) else 0
+    assert found >= 0.85 * total, (found, total)

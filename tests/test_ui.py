@@ -294,6 +294,9 @@ def test_cards_say_where_a_name_came_from():
     assert "내 약 목록에 없는 약" in render.cards_html([{**pill, "from_list": False}], {}, "ko")
     maybe = render.cards_html([{**pill, "status": "unsure", "from_list": True}], {}, "ko")
     assert "일 수 있습니다" in maybe and "일치" not in maybe  # the list's guess is not said as a match
+    # the confidence word never contradicts the status: p 0.999 but not sure is not "매우 높음"
+    assert "매우 높음" not in maybe and "높음" not in maybe.replace("보통", "") and "보통" in maybe
+    assert "매우 높음" in render.cards_html([pill], {}, "ko")
     assert "Named from" not in render.cards_html([{**pill, "from_list": None}], {}, "en")  # no list, nothing said
     grouped = render.cards_html([{**pill, "from_list": True, "group": ["2", "3"]}], {}, "en")
     assert "Cannot be told from 2 products with the same ingredient" in grouped

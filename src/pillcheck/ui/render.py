@@ -56,8 +56,11 @@ def annotate(preview: np.ndarray, pills: list[dict], scale: float = 1.0) -> np.n
     return np.asarray(img)
 
 
-def confidence_word(score: float, lang: str) -> str:
-    """Probability in words: people read 'high' more reliably than '0.72', and it is never '100%'."""
+def confidence_word(score: float, lang: str, sure: bool = True) -> str:
+    """Probability in words: people read 'high' more reliably than '0.72', and it is never '100%'. For a pill the
+    app is not sure of (``sure=False``) it says 'medium' at most, so the word never contradicts the status."""
+    if not sure:
+        score = min(score, 0.59)
     key = "conf_very_high" if score >= 0.9 else "conf_high" if score >= 0.6 else "conf_medium" if score >= 0.3 else "conf_low"
     return t(lang, key)
 
@@ -135,7 +138,7 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
             name += " ?"
         score = prod.get("score") if prod else None
         conf = t(lang, "status_confirmed") if status == "confirmed" else (
-            confidence_word(score, lang) if score is not None else "")
+            confidence_word(score, lang, sure=status == "sure") if score is not None else "")
         rows = [
             _row(t(lang, "company"), (prod or {}).get("company") or ""),
             _row(t(lang, "imprint_read"), p.get("imprint_read") or "—"),
@@ -155,7 +158,7 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
         choices = ""
         if status in ("unsure", "unknown") and p["candidates"]:
             items = "".join(f"<li>{escape(c['name'])} <small>· {escape(c.get('company') or '')} · "
-                            f"{confidence_word(c['score'], lang)}</small></li>" for c in p["candidates"][:3])
+                            f"{confidence_word(c['score'], lang, sure=False)}</small></li>" for c in p["candidates"][:3])
             choices = f"<div class='pc-choices'><span>{escape(t(lang, 'top_choices'))}</span><ol>{items}</ol></div>"
         if status in ("unsure", "unknown") and " // " not in (p.get("imprint_read") or ""):  # one side seen so far
             choices += f"<p class='pc-turn'>{escape(t(lang, 'turn_over'))}</p>"
