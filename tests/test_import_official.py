@@ -153,3 +153,13 @@ def test_api_json_responses_import(tmp_path):
         assert "197700120" in names  # e약은요 / 허가 목록
         easy = con.execute("SELECT efficacy FROM easy_info WHERE item_seq = '202005623'").fetchall()
         assert easy and "발열" in easy[0][0]
+
+
+def test_search_puts_the_brand_s_base_pill_first(official):
+    """'타이레놀' is 타이레놀정500 (a pill, the brand's base product), not a children's powder or a cold variant;
+    equal fuzzy scores used to fall back to the alphabet."""
+    first = {q: [h.name for h in official.search.search(q, 5)] for q in ("타이레놀", "게보린", "리피토")}
+    assert first["타이레놀"][0].startswith("타이레놀정500"), first
+    assert first["게보린"][0].startswith("게보린정"), first
+    assert first["리피토"][0].startswith("리피토정10"), first
+    assert not any("산" in n.split("(")[0][-3:] for n in first["타이레놀"][:3])  # powders after the pills

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -58,7 +59,7 @@ class SearchIndex:
             for _, score, i in process.extract(imprint, self.imprints, scorer=_imprint_score, limit=limit * 3,
                                                score_cutoff=70):
                 best[i] = max(best.get(i, (0.0, "")), (float(score), "imprint"))
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], self.rows[kv[0]][1]))
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], *self._name_rank(kv[0], key), self.rows[kv[0]][1]))
         hits, seen = [], set()
         for i, (score, how) in ranked:
             r = self.rows[i]
@@ -70,6 +71,21 @@ class SearchIndex:
             if len(hits) == limit:
                 break
         return hits
+
+
+    def _name_rank(self, i: int, key: str) -> tuple[int, int, int, int]:
+        """Among equal scores, what a person typing a brand means: a pill of the catalog (it has a look) before
+        a powder or syrup, a name that starts with the text, then the base product ('타이레놀' + 정/캡슐/a
+        strength) before its variants (콜드, 8시간), then the shorter name (parentheses aside)."""
+        name, at = self.name_keys[i], self.name_keys[i].find(key) if key else -1
+        rest = name[at + len(key):] if at >= 0 else name
+        base = bool(_BASE.match(rest))
+        return (self.rows[i][8] is None, 0 if at == 0 else 1 if at > 0 else 2, not base,
+                len(_PAREN.sub("", self.rows[i][1] or "")))
+
+
+_BASE = re.compile(r"(\d+(밀리그|mg|마이크로그)|정|캡슐|연질캡슐|서방정|장용정|필름코팅정|츄어블정|$)")
+_PAREN = re.compile(r"\(.*?\)")
 
 
 def _imprint_score(query: str, faces: str, **_: object) -> float:
