@@ -237,7 +237,8 @@ def test_batch_zip_is_validated(two_pills, tmp_path):
                      "bomb.png": "zip_bomb", "broken.jpg": None}  # broken.jpg is refused when decoded
     files, status = two_pills.on_batch(str(path), {}, "en", 0.35, 0.5, progress=lambda *a, **k: None)
     rows = list(csv.DictReader(Path(files[0]).read_text(encoding="utf-8-sig").splitlines()))
-    assert {r["image"] for r in rows} == set(names) and "Checked 5 photos (4 problems)" in status
+    assert {r["image"] for r in rows} == set(names) and "Checked 1 of 5 files" in status
+    assert "4 files could not be read" in status and "pc-status-error" in status
     errors = {r["image"]: r["error"] for r in rows}
     assert "not a photo pillcheck can read" in errors["broken.jpg"] and "zip bomb" in errors["bomb.png"]
     files, _ = two_pills.on_batch(str(path), {}, "ko", 0.35, 0.5, progress=lambda *a, **k: None)
@@ -253,6 +254,18 @@ def test_batch_zip_is_validated(two_pills, tmp_path):
         batch.PhotoZip(many)
     with pytest.raises(images.InputError, match="not a zip"):
         batch.PhotoZip(upload(tmp_path, jpeg(), "fake.zip")["path"])
+
+
+def test_batch_summary_never_reads_as_no_problem():
+    """A photo whose only warning is a possible 병용금기 (a pill to confirm) is counted as a serious one."""
+    clean = {"warnings": [{"severity": "caution"}], "possible_warnings": [], "not_identified": [],
+             "pills": [{"status": "sure"}]}
+    possible = {**clean, "possible_warnings": [{"p": 0.4}], "pills": [{"status": "unsure"}]}
+    line = batch.summary([("a.jpg", clean, None), ("b.jpg", possible, None), ("c.txt", None, "x")], "ko")
+    assert "파일 3개 중 사진 2장" in line and "위험 경고가 있는 사진 1장" in line and "확인해야 하는 사진 1장" in line
+    assert "열지 못한 파일 1개" in line and "pc-status-error" in line
+    calm = batch.summary([("a.jpg", clean, None)], "en")
+    assert "0 photos with a serious warning" in calm and "pc-status-info" in calm
 
 
 def test_render_pieces():

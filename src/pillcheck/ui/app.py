@@ -495,8 +495,7 @@ class PillcheckApp:
         finally:
             discard_upload(zip_path)
         files = export.write_reports(self.scratch.new_dir(), "pillcheck-batch", reports, self.pipe.catalog.data)
-        bad = sum(1 for _, r, _ in reports if r is None)
-        return [str(p) for p in files], render.status_html(t(lang, "batch_done", n=len(reports), bad=bad))
+        return [str(p) for p in files], batch.summary(reports, lang)
 
     def on_corrections(self, session: dict | None, lang: str) -> tuple[list[str] | None, str]:
         corrections = (session or {}).get("corrections") or []

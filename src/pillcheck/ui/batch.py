@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pillcheck import images
+from pillcheck.ui.i18n import t
+from pillcheck.ui.render import status_html
 
 MAX_ENTRIES = 100
 MAX_ENTRY_BYTES = images.MAX_BYTES
@@ -104,3 +106,15 @@ class PhotoZip:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def summary(reports: list[tuple[str, dict | None, str | None]], lang: str) -> str:
+    """The batch's result in one line that cannot read as 'no problem' when a photo carries a warning: photos
+    checked, those with a serious (or possible serious) warning, those with pills to confirm, files not read.
+    ``reports``: (name, report dict or None, error) per file."""
+    done = [r for _, r, _ in reports if r is not None]
+    danger = sum(1 for r in done if any(w["severity"] == "critical" for w in r["warnings"]) or r["possible_warnings"])
+    confirm = sum(1 for r in done if r["not_identified"] or any(p["status"] == "unsure" for p in r["pills"]))
+    text = t(lang, "batch_done", n=len(reports), ok=len(done), danger=danger, confirm=confirm,
+             bad=len(reports) - len(done))
+    return status_html(text, "error" if danger or len(done) < len(reports) else "info")

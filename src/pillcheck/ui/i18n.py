@@ -127,7 +127,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "batch_zip": "사진 zip 파일",
         "batch_btn": "모두 확인",
         "batch_files": "결과 (CSV · JSON)",
-        "batch_done": "사진 {n}장 확인 완료 (문제 {bad}건).",
+        "batch_done": "파일 {n}개 중 사진 {ok}장을 확인했습니다. 위험 경고가 있는 사진 {danger}장, 알약을 확인해야 하는 사진 "
+                      "{confirm}장, 열지 못한 파일 {bad}개입니다. 자세한 내용은 받은 파일에 있습니다.",
         "batch_none": "zip 파일을 먼저 올려 주세요.",
         "corr_title": "내 수정 내용 내보내기 (선택)",
         "corr_optin": "내가 고른 알약을 학습용 예시로 모으기 (이 화면에서 내려받기만 하며 서버에 저장하지 않습니다)",
@@ -279,7 +280,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "batch_zip": "Zip of photos",
         "batch_btn": "Check all",
         "batch_files": "Results (CSV · JSON)",
-        "batch_done": "Checked {n} photos ({bad} problems).",
+        "batch_done": "Checked {ok} of {n} files: {danger} photos with a serious warning, {confirm} with pills to "
+                      "confirm, {bad} files could not be read. The details are in the files below.",
         "batch_none": "Upload a zip file first.",
         "corr_title": "Export my corrections (opt-in)",
         "corr_optin": "Collect the pills I choose as training examples (download only; nothing is stored on the server)",
