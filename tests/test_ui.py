@@ -285,7 +285,14 @@ def test_render_pieces():
                             "item_names": ["A", "B"], "reason": "r2", "notice_date": "20260101"}],
               "unchecked": ["b"], "unknown": [], "checks_skipped": ["AGE"]}
     panel = render.warnings_html(check_, {"a": "#1 A", "b": "my medication: B"}, [2], "en")
-    assert panel.index("pc-critical") < panel.index("pc-caution") and "#1 A + my medication: B" in panel
+    assert panel.index("pc-critical") < panel.index("pc-cautions") and "#1 A + my medication: B" in panel
+    # one product's cautions: one folded list, each reason its own line, never a card like the warnings
+    doses = [{"severity": "caution", "kind": "DOSE", "type_name": "용량주의", "items": [s], "item_names": [s.upper()],
+              "reason": f"1일 최대용량 {n}밀리그램", "notice_date": None} for s, n in (("a", 400), ("b", 10))]
+    calm = render.warnings_html({**check_, "warnings": doses}, {"a": "#1 A", "b": "#2 B"}, [], "ko")
+    assert "알려진 DUR 경고가 없습니다" in calm and "role='alert'" not in calm and "pc-warn pc-caution" not in calm
+    assert "<details class='pc-cautions'>" in calm and "복용할 때 지킬 점 2건" in calm
+    assert "400밀리그램</li><li><b>#2 B</b>" in calm
     assert "Pill #2: not identified" in panel and "no ingredient data" in panel and "not a guarantee" in panel
     assert "Nothing to check yet" in render.warnings_html(None, {}, [], "en")
     assert "No pill is identified yet" in render.warnings_html(None, {}, [1], "en")  # a photo, nothing named
@@ -296,7 +303,7 @@ def test_render_pieces():
     found, maybe = panel.index("pc-critical'"), panel.index("pc-possible'")
     assert found < maybe < panel.index("Pill #2: not identified")  # found first, then what #2 could mean
     assert "If pill #2 is &lt;i&gt;Cee&lt;/i&gt; (medium)" in panel and "#1 A + #2 &lt;i&gt;Cee&lt;/i&gt;?" in panel
-    assert panel.count("role='alert'") == 2  # the found warnings only
+    assert panel.count("role='alert'") == 1  # the found serious warning only: #1's 분할주의 is in the folded list
     assert "pc-possible" not in render.warnings_html(check_, {"a": "#1 A"}, [2], "en", [], {})
 
 

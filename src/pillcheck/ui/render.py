@@ -210,16 +210,25 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
     names in ``info``); then what could not be checked, because no warning is not a guarantee."""
     parts = []
     warnings = sorted((check or {}).get("warnings", []), key=lambda w: SEVERITY_ORDER.get(w["severity"], 9))
-    for w in warnings:
-        who = " + ".join(escape(labels.get(s, n)) for s, n in zip(w["items"], w.get("item_names") or w["items"]))
-        parts.append(_warning_html(w, who, lang))
+    who = lambda w: " + ".join(escape(labels.get(s, n))  # noqa: E731
+                               for s, n in zip(w["items"], w.get("item_names") or w["items"]))
+    # one product's cautions (max dose, duration, splitting, the elderly) are how to take it, not a danger of
+    # the set: one quiet, folded list, so they never outnumber the warnings that matter
+    cautions = [w for w in warnings if w["severity"] == "caution" and len(w["items"]) == 1]
+    serious = [w for w in warnings if w not in cautions]
+    parts += [_warning_html(w, who(w), lang) for w in serious]
     checked_any = bool(check and labels)  # labels name every product that went into the check
-    if not warnings:
+    if not serious:
         key, icon, cls = (("no_warnings", "✅", "pc-ok") if checked_any else
                           ("none_identified", "❔", "pc-caution") if not_identified else
                           ("nothing_checked", "📷", "pc-ok"))
         parts.append(f"<div class='pc-warn {cls}'><span class='pc-icon' aria-hidden='true'>{icon}</span>"
                      f"<div>{escape(t(lang, key))}</div></div>")
+    if cautions:
+        items = "".join(f"<li><b>{who(w)}</b> · {escape(w['type_name'])}: {escape(w['reason'] or '')}</li>"
+                        for w in cautions)
+        parts.append(f"<details class='pc-cautions'><summary>ℹ️ {escape(t(lang, 'cautions_title', n=len(cautions)))}"
+                     f"</summary><ul>{items}</ul></details>")
     parts.append(possible_html(possible or [], labels, info or {}, lang))
     gaps = []
     if not_identified:

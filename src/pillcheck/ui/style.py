@@ -34,6 +34,9 @@ CSS = """
 .pc-warn-why { margin-top: 2px; font-size: 0.92em; }
 .pc-critical { background: #fee2e2; color: #7f1d1d; border-color: #b91c1c; }
 .pc-warning { background: #ffedd5; color: #7c2d12; border-color: #c2410c; }
+.pc-cautions { margin: 6px 0; padding: 8px 12px; border: 1px solid #a16207; border-radius: 8px; color: #3f2a06; }
+.pc-cautions summary { cursor: pointer; font-weight: 700; min-height: 44px; display: flex; align-items: center; }
+.pc-cautions li { margin: 4px 0; }
 .pc-caution { background: #fef9c3; color: #713f12; border-color: #a16207; }
 .pc-info, .pc-ok { background: #dcfce7; color: #14532d; border-color: #15803d; }
 .pc-possible { border-style: dashed; }
