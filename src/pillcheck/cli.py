@@ -505,7 +505,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
         data = td.build_dataset(cfg)
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads,
-                    lr0=args.lr0)
+                    lr0=args.lr0, close_mosaic=args.close_mosaic)
     weights = best if args.export == "best" else best.with_name("last.pt")
     onnx = td.export(weights, Path(args.output), imgsz=args.imgsz, serve_imgsz=args.serve_imgsz,
                      serve_square=args.serve_square)
@@ -709,6 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--epochs", type=int, default=50)
     td.add_argument("--batch", type=int, default=16)
     td.add_argument("--lr0", type=float, default=None, help="fine-tune a trained model: AdamW at this rate, no warm-up")
+    td.add_argument("--close-mosaic", type=int, default=3,
+                    help="the last N epochs without mosaic (N >= epochs: no mosaic at all)")
     td.add_argument("--seed", type=int, default=0)
     td.add_argument("--scenes-round", type=int, default=0,
                     help="N > 0: draw fresh training scenes for a further leg; validation and held-back sets unchanged")

@@ -253,7 +253,8 @@ def _ultralytics_offline(config_dir: Path) -> None:
 
 
 def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int = 416, epochs: int = 30,
-          batch: int = 16, threads: int = 2, resume: bool = False, device: str = "cpu", lr0: float | None = None) -> Path:
+          batch: int = 16, threads: int = 2, resume: bool = False, device: str = "cpu", lr0: float | None = None,
+          close_mosaic: int = 3) -> Path:
     """Train from scratch (no downloadable weights here), or continue from our own ``.pt`` or exported ``.onnx``
     (``models/detector.onnx``: runs do not survive a fresh machine, the shipped model does) given as ``model``.
 
@@ -261,6 +262,7 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     ``lr0`` fine-tunes: AdamW at that rate, decaying linearly, no warm-up (ultralytics' warm-up starts the biases
     at 0.1, which undid much of a trained model in the first epochs: real-photo mAP50-95 0.55 -> 0.39 by epoch 3).
     On a shared 2-core machine use ``threads=1``: two OpenMP threads on two busy cores stall each other.
+    ``close_mosaic``: the last epochs without mosaic (``>= epochs``: none, every epoch on whole frames as served).
     """
     run_dir = run_dir.resolve()  # ultralytics puts a relative project under its own runs/detect/
     _ultralytics_offline(run_dir.parent / ".ultralytics")
@@ -283,7 +285,7 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
         YOLO(model).train(
             **tune, data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, device=device, workers=0,
             project=str(run_dir.parent), name=run_dir.name, exist_ok=True, pretrained=model.endswith(".pt"),
-            plots=False, amp=False, seed=0, deterministic=False, mosaic=1.0, close_mosaic=3, degrees=180.0,
+            plots=False, amp=False, seed=0, deterministic=False, mosaic=1.0, close_mosaic=close_mosaic, degrees=180.0,
             flipud=0.5, fliplr=0.5, scale=0.5, hsv_h=0.03, patience=100,
         )
     (run_dir / "train_seconds.txt").write_text(f"{time.time() - t0:.0f}\n")

@@ -6,22 +6,28 @@ large-text mode overrides them on the same elements rather than further down the
 
 _LARGE = {"xxs": 13, "xs": 15, "sm": 17, "md": 20, "lg": 22, "xl": 28, "xxl": 32}
 
+# Gradio's subdued grey (#BBBBC2, 1.9:1 on white) fails WCAG AA (4.5:1) for the labels and notes older eyes
+# must read: the page's greys are #4b5563 (7.6:1) and darker.
 CSS = """
+html:root, html .dark { --body-text-color-subdued: #4b5563; --block-info-text-color: #4b5563;
+                        --block-label-text-color: #374151; --input-placeholder-color: #4b5563; }
 .gradio-container { max-width: 720px !important; margin: 0 auto !important;
                     padding-left: 8px !important; padding-right: 8px !important; }
 .gradio-container, .gradio-container * { overflow-wrap: anywhere; }
 .pc-title { font-size: var(--text-xl); line-height: 1.2; margin: 2px 0 0; }
-.pc-subtitle { margin: 2px 0 0; color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+.pc-subtitle { margin: 2px 0 0; color: var(--body-text-color-subdued); font-size: var(--text-md); }
 .pc-prefs { align-items: center; gap: 8px 12px; flex-wrap: wrap !important; }
 .pc-prefs > * { min-width: 0 !important; }
 #pc-lang { flex: 0 0 auto !important; }
-#pc-lang .wrap { flex-wrap: nowrap; gap: 6px; }
+#pc-lang .wrap { flex-wrap: wrap; gap: 6px; }
+html .main.fillable { padding-left: clamp(4px, 4vw - 12px, 32px) !important;  /* 4 px on a phone, not 32 */
+                      padding-right: clamp(4px, 4vw - 12px, 32px) !important; }
 #pc-lang label, #pc-large label { white-space: nowrap; overflow-wrap: normal; }
 #pc-large { flex: 0 1 auto !important; }
 #pc-status:not(:has(.pc-status)) { display: none; }  /* no empty gap above the warnings */
 .pc-demo { background: #fef3c7; color: #78350f; border: 2px solid #d97706; border-radius: 8px;
            padding: 8px 12px; font-weight: 700; font-size: var(--text-md); margin-bottom: 6px; }
-.pc-disclaimer { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+.pc-disclaimer { color: var(--body-text-color-subdued); font-size: var(--text-md); }
 .pc-status { padding: 6px 10px; border-radius: 8px; font-size: var(--text-md);
              background: var(--background-fill-secondary); }
 .pc-status-error { background: #fee2e2; color: #7f1d1d; border: 1px solid #b91c1c; }
