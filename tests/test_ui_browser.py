@@ -6,6 +6,7 @@ missing. The photo test needs models/detector.onnx; the correction test runs on 
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -158,3 +159,55 @@ def test_phone_photo_of_the_other_side(demo_db, phone, tmp_path):
         assert "뒤집어" not in page.evaluate("document.querySelector('#pc-cards').innerText")
         page.wait_for_function("!document.querySelector('#pc-other-side img')")  # emptied, ready for the next pill
         assert no_sideways_scroll(page)
+
+
+# Every visible text's contrast against the background it is drawn on (WCAG 2 relative luminance), the
+# worst ones first: [ratio, text, colour, background, font size].
+LOW_CONTRAST = """(() => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = c => { const v = c.slice(0, 3).map(x => { x /= 255; return x <= 0.03928 ? x / 12.92
+                     : Math.pow((x + 0.055) / 1.055, 2.4); }); return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+  const bg = el => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+                     if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c; } return [255, 255, 255]; };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const own = [...el.childNodes].filter(n => n.nodeType === 3 && n.textContent.trim()).map(n => n.textContent.trim());
+    if (!own.length) continue;
+    const st = getComputedStyle(el), r = el.getBoundingClientRect();
+    if (st.visibility === 'hidden' || st.display === 'none' || r.width < 1 || r.height < 1 || +st.opacity < 0.1) continue;
+    if (el.closest('[aria-hidden=true], .hide, .hidden, [hidden]')) continue;
+    const fg = rgb(st.color), back = bg(el);
+    const [a, b] = [lum(fg), lum(back)].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    if (ratio < 4.5) out.push([+ratio.toFixed(2), own.join(' ').slice(0, 40), st.color, back.join(','), st.fontSize]);
+  }
+  return out.sort((x, y) => x[0] - y[0]);
+})()"""
+
+
+def test_phone_readable_in_both_text_sizes(demo_db, phone, tmp_path):
+    """After a photo, in normal and large text: no sideways scrolling, every text at contrast >= 4.5:1, the
+    disclaimer at least 14 px; a broken file is refused in Korean only (no English sentence)."""
+    with serve_app(demo_db, TwoPills(db=demo_db)) as url:
+        page = phone
+        page.goto(url, wait_until="load")
+        wait_text(page, "#pc-banner", "데모 데이터")
+        photo = tmp_path / "pills.jpg"
+        photo.write_bytes(jpeg((640, 480)))
+        page.locator("#pc-photo input[type=file]").set_input_files(str(photo))
+        wait_text(page, "#pc-status", "2개")
+        for large in (False, True):
+            if large:
+                page.locator("#pc-large input").check()
+                page.wait_for_function("document.documentElement.classList.contains('pc-large')")
+            assert no_sideways_scroll(page), page.evaluate("document.documentElement.scrollWidth")
+            low = page.evaluate(LOW_CONTRAST)
+            assert not low, low
+            disclaimer = page.evaluate("parseFloat(getComputedStyle(document.querySelector('.pc-disclaimer')).fontSize)")
+            assert disclaimer >= 14
+        broken = tmp_path / "broken.jpg"
+        broken.write_bytes(b"%PDF-1.4 not a photo")
+        page.locator("#pc-photo input[type=file]").set_input_files(str(broken))
+        wait_text(page, "#pc-status", "사진을 사용할 수 없습니다")
+        status = page.evaluate("document.querySelector('#pc-status').innerText")
+        assert "읽을 수 있는 사진이 아닙니다" in status and not re.search(r"[a-z]{2,} [a-z]{2,}", status), status
