@@ -13,7 +13,7 @@ from PIL import Image
 
 from pillcheck.images import InputError
 from pillcheck.metrics import iou_matrix
-from pillcheck.pipeline import Pipeline
+from pillcheck.pipeline import Pipeline, reading_order
 from pillcheck.safety.dur import Profile
 from pillcheck.training.scenes import table_with_pills
 
@@ -33,12 +33,26 @@ def test_analyze_finds_pills_and_never_checks_unsure_ones(demo_db, photo):
     assert len(report.pills) == 4 and report.data == "demo"
     d = report.to_dict()
     assert [p["index"] for p in d["pills"]] == [1, 2, 3, 4]
+    boxes = np.array([p["box"] for p in d["pills"]])
+    assert (reading_order(boxes) == np.arange(4)).all()  # numbered as read: rows down, each left to right
     for p in d["pills"]:
         assert p["status"] in ("sure", "unsure", "unknown")
         assert p["candidates"] and all(0 <= c["score"] <= 1 for c in p["candidates"])
         if p["status"] != "sure":
             assert p["item_seq"] is None and p["index"] in d["not_identified"]
     assert set(d["timings_ms"]) == {"decode", "detect", "identify", "check"}
+
+
+def test_reading_order_is_rows_then_left_to_right():
+    """A 4x5 tray of pills, each a little off its grid point, listed in a shuffled (confidence) order."""
+    rng = np.random.default_rng(3)
+    grid = [(x, y) for y in range(4) for x in range(5)]
+    boxes = np.array([[100 * x + dx, 100 * y + dy, 100 * x + dx + 60, 100 * y + dy + 40]
+                      for (x, y), (dx, dy) in zip(grid, rng.uniform(-12, 12, (20, 2)))])
+    shuffled = rng.permutation(20)
+    order = reading_order(boxes[shuffled])
+    assert [grid[i] for i in shuffled[order]] == grid
+    assert len(reading_order(np.zeros((0, 4)))) == 0
 
 
 def test_confirmed_pills_and_my_meds_join_the_check(demo_db, photo):
