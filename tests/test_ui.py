@@ -166,10 +166,18 @@ def test_my_medications_and_profile_join_every_check(two_pills, tmp_path):
     assert device["meds"] == ["999900002"] and view[MEDS]["value"] == ["999900002"]
     session, *view = two_pills.on_photo(upload(tmp_path, jpeg()), device, "ko", 0.35, 0.5)
     assert "위험 · 병용금기" in view[WARNINGS] and "내 약: [데모]데모스타틴" in view[WARNINGS]
-    device, *view = two_pills.on_profile(8, False, device, session, "ko")
+    assert "나이를 입력하면" in view[WARNINGS] and "임신 여부" in view[WARNINGS]  # neither said yet
+    device, *view = two_pills.on_profile(8, "unknown", False, device, session, "ko")
     assert device["age"] == 8 and "0~130" not in view[STATUS]
-    device, *view = two_pills.on_profile(200, False, device, session, "ko")
+    assert "나이를 입력하면" not in view[WARNINGS] and "임신 여부" in view[WARNINGS]  # the age is in, pregnancy not
+    device, *view = two_pills.on_profile(70, "no", True, device, session, "ko")
+    assert device["pregnant"] is False and "임신 여부" not in view[WARNINGS] and "수유 중" in view[WARNINGS]
+    device, *view = two_pills.on_profile(70, "yes", False, device, session, "ko")
+    assert device["pregnant"] is True and "나이와 맞지 않습니다" in view[STATUS]  # 70 and pregnant: asked
+    device, *view = two_pills.on_profile(200, "no", False, device, session, "ko")
     assert "0~130" in view[STATUS]
+    loaded = two_pills.on_load({**device, "pregnant": "yes?"})  # a browser's odd value is 'not said'
+    assert loaded[3] == "unknown"
     device, again, *view = two_pills.on_meds_edit([], device, session, "ko")
     assert device["meds"] == [] and "role='alert'" not in view[WARNINGS]  # left: #2's possible one only
     assert again is session and "다시 찾았습니다" in view[STATUS]  # the photo's pills were named again with the list

@@ -140,13 +140,23 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- check / search
-def _profile(age: float | None, pregnant: bool):
+def _profile(age: float | None, pregnant: bool | None):
     from pillcheck.safety.dur import Profile
 
     try:
-        return Profile(age=age, pregnant=pregnant)
+        profile = Profile(age=age, pregnant=pregnant)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    if profile.implausible:
+        print(f"note: pregnant at {age:g} years? Check --age and --pregnant (both are used).", file=sys.stderr)
+    return profile
+
+
+def pregnancy(parser: argparse.ArgumentParser) -> None:
+    """--pregnant / --not-pregnant; neither: not known, and the pregnancy rules are reported as not checked."""
+    parser.add_argument("--pregnant", action="store_true", default=None, help="enables pregnancy rules")
+    parser.add_argument("--not-pregnant", dest="pregnant", action="store_false",
+                        help="known not pregnant: the pregnancy check counts as done")
 
 
 def _print_check(result, cat) -> None:
@@ -582,7 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="DUR warnings for item codes (ITEM_SEQ)")
     chk.add_argument("items", nargs="*", help="ITEM_SEQ codes or package barcodes (표준코드)")
     chk.add_argument("--age", type=float, default=None, help="age in years (enables age and elderly rules)")
-    chk.add_argument("--pregnant", action="store_true", help="enables pregnancy rules")
+    pregnancy(chk)
     chk.add_argument("--batch", default=None,
                      help="JSON lines file ('-' = stdin): a list of codes, or {items, age, pregnant}, per line")
     chk.add_argument("--json", action="store_true")
@@ -629,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated medicines you take: ITEM_SEQ codes or package barcodes (표준코드); they join "
                          "the check and help name the pills")
     an.add_argument("--age", type=float, default=None)
-    an.add_argument("--pregnant", action="store_true")
+    pregnancy(an)
     an.add_argument("--conf", type=float, default=0.35)
     an.add_argument("--other-side", action="append", metavar="PILL=IMAGE",
                     help="a photo of pill PILL (its number in the report) turned over; both sides are matched together")

@@ -198,14 +198,24 @@ def _hits(idx: DurIndex, items: list[str], profile: Profile) -> list[dict]:
 
 @dataclass(frozen=True)
 class Profile:
-    """What the age/pregnancy rules need to know about the person. Unknown stays None: those checks skip."""
+    """What the age/pregnancy rules need to know about the person. Unknown stays None: those checks skip
+    (``pregnant=False`` is known: the pregnancy check ran, and no rule applies)."""
 
     age: float | None = None
-    pregnant: bool = False
+    pregnant: bool | None = None
 
     def __post_init__(self) -> None:
         if self.age is not None and not 0 <= self.age <= 130:
             raise ValueError(f"age must be between 0 and 130 years, got {self.age}")
+
+    @property
+    def implausible(self) -> bool:
+        """Pregnant at an age where that is next to impossible: a slip of the finger to ask about (the check
+        still runs with both, which can only add warnings)."""
+        return bool(self.pregnant) and self.age is not None and not PREGNANCY_AGES[0] <= self.age <= PREGNANCY_AGES[1]
+
+
+PREGNANCY_AGES = (10, 60)
 
 
 @dataclass
@@ -295,7 +305,7 @@ def check(idx: DurIndex, item_seqs: list[str], profile: Profile | None = None) -
     run = ["CONTRAINDICATED", "SAME_INGREDIENT", "DUPLICATE_THERAPY", "DOSE", "DURATION", "SPLIT"]
     skipped = []
     for kind, needed in (("AGE", profile.age is not None), ("ELDERLY", profile.age is not None),
-                         ("PREGNANCY", profile.pregnant)):
+                         ("PREGNANCY", profile.pregnant is not None)):
         (run if needed else skipped).append(kind)
     return CheckResult(
         warnings=result,

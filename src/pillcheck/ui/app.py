@@ -45,8 +45,10 @@ MAX_FILE_SIZE = "100mb"  # batch zips; single photos are held to images.MAX_BYTE
 DELETE_CACHE = (300, 900)  # every 5 min, Gradio's copies older than 15 min go (annotated photos, downloads)
 MAX_MEDS = 40
 # history: the products this person confirmed for pills before (a prior for naming pills, never checked as taken)
-DEVICE_DEFAULT: dict[str, Any] = {"meds": [], "history": [], "age": None, "pregnant": False, "lang": DEFAULT,
-                                  "large": False, "save_corrections": False}
+# pregnant: True, False (known not pregnant) or None (not said: the pregnancy rules are reported as not checked)
+DEVICE_DEFAULT: dict[str, Any] = {"meds": [], "history": [], "age": None, "pregnant": None, "nursing": False,
+                                  "lang": DEFAULT, "large": False, "save_corrections": False}
+PREGNANCY = {"no": False, "yes": True, "unknown": None}  # the profile's choice -> Profile.pregnant
 MAX_HISTORY = 60
 WEBCAM = gr.WebcamOptions(mirror=False,  # imprints must read the right way round
                           constraints={"video": {"facingMode": {"ideal": "environment"},
@@ -146,7 +148,7 @@ def read_upload(payload: Any) -> tuple[bytes, str]:
 def profile_of(device: dict) -> Profile:
     """The person's profile from the device state; raises ValueError for an impossible age."""
     age = device.get("age")
-    return Profile(age=float(age) if age not in (None, "") else None, pregnant=bool(device.get("pregnant")))
+    return Profile(age=float(age) if age not in (None, "") else None, pregnant=pregnant_of(device))
 
 
 def _api_errors(fn: Callable) -> Callable:
@@ -243,7 +245,9 @@ class PillcheckApp:
         try:
             profile = profile_of(device)
         except ValueError:
-            profile, problem = Profile(pregnant=bool(device.get("pregnant"))), "bad_age"
+            profile, problem = Profile(pregnant=pregnant_of(device)), "bad_age"
+        if profile.implausible:
+            problem = "odd_pregnancy"
         cat = self.pipe.catalog
         items = list(dict.fromkeys([p["item_seq"] for p in pills if p["item_seq"]] + meds))
         result = check(cat.dur, items, profile).to_dict() if items else None
@@ -279,7 +283,8 @@ class PillcheckApp:
         return [
             render.banner_html(ev.data, lang),
             render.status_html(message, kind),
-            render.warnings_html(ev.check, ev.labels, ev.not_identified, lang, ev.possible, ev.info),
+            render.warnings_html(ev.check, ev.labels, ev.not_identified, lang, ev.possible, ev.info,
+                                 nursing=bool(device.get("nursing"))),
             gr.update(value=image, visible=session is not None),
             render.cards_html(ev.pills, ev.info, lang),
             gr.update(visible=bool(ev.pills)),
@@ -439,8 +444,10 @@ class PillcheckApp:
         return [*self.with_meds(device, [*device["meds"], *seqs], session, lang, t(lang, "scan_added", names=names)),
                 None]
 
-    def on_profile(self, age: float | None, pregnant: bool, device: Any, session: dict | None, lang: str) -> list:
-        device = {**device_of(device), "age": age, "pregnant": bool(pregnant)}
+    def on_profile(self, age: float | None, pregnancy: str | None, nursing: bool, device: Any, session: dict | None,
+                   lang: str) -> list:
+        device = {**device_of(device), "age": age, "pregnant": PREGNANCY.get(pregnancy or "unknown"),
+                  "nursing": bool(nursing)}
         return [device, *self.view(session, device, lang)]
 
     def on_lang(self, lang: str, device: Any, session: dict | None) -> list:
@@ -450,7 +457,8 @@ class PillcheckApp:
     def on_load(self, device: Any) -> list:
         device = device_of(device)
         lang = device["lang"]
-        return [lang, device["large"], device["age"], device["pregnant"], device["save_corrections"],
+        pregnancy = next(k for k, v in PREGNANCY.items() if v is pregnant_of(device))
+        return [lang, device["large"], device["age"], pregnancy, device["nursing"], device["save_corrections"],
                 *self.view(None, device, lang, t(lang, "photo_hint"))]
 
     def on_pref(self, key: str) -> Callable[[Any, Any], dict]:
@@ -507,14 +515,15 @@ class PillcheckApp:
     # ------------------------------------------------------------------ the named HTTP API (gradio_client)
     @_api_errors
     def api_analyze(self, photo: FileData, my_meds: list[str] | None = None, age: float | None = None,
-                    pregnant: bool = False, conf: float = 0.35, iou: float = 0.5, other_side: FileData | None = None,
+                    pregnant: bool | None = None, conf: float = 0.35, iou: float = 0.5,
+                    other_side: FileData | None = None,
                     other_pill: int = 0, history: list[str] | None = None) -> dict:
         """Photo -> pills (box, status, top candidates) and DUR warnings, with my medications (ITEM_SEQ codes or
         package barcodes: they join the check and help name the pills) and profile; ``other_side``: a photo of
         pill number ``other_pill`` turned over; ``history``: products confirmed before (they help name pills,
         they are not checked). A photo that cannot be used is answered with an error message saying why."""
         meds = codes(my_meds)
-        profile = Profile(age=age, pregnant=bool(pregnant))
+        profile = Profile(age=age, pregnant=pregnant)
         past = codes((history or [])[:MAX_MEDS])
         if not (0.01 <= conf <= 0.99 and 0.05 <= iou <= 0.95):
             raise ValueError("conf must be within 0.01..0.99 and iou within 0.05..0.95")
@@ -526,11 +535,11 @@ class PillcheckApp:
         return {**report, "notice": export.notice(report["data"]), "disclaimer": t("en", "disclaimer")}
 
     @_api_errors
-    def api_check(self, items: list[str], age: float | None = None, pregnant: bool = False) -> dict:
+    def api_check(self, items: list[str], age: float | None = None, pregnant: bool | None = None) -> dict:
         """DUR warnings for products (ITEM_SEQ codes) and an optional profile, most severe first."""
         cat = self.pipe.catalog
         items = resolve_codes(cat.cursor(), codes(items))  # package barcodes name their products
-        result = check(cat.dur, items, Profile(age=age, pregnant=bool(pregnant))).to_dict()
+        result = check(cat.dur, items, Profile(age=age, pregnant=pregnant)).to_dict()
         return {**result, "products": cat.status.of(items), "notice": export.notice(result["data"])}
 
     @_api_errors
@@ -592,8 +601,11 @@ class PillcheckApp:
                 with gr.Row():
                     age = L(gr.Number(None, label=t(ko, "age"), minimum=0, maximum=130, precision=0, min_width=120,
                                       elem_id="pc-age"), label="age")
-                    pregnant = L(gr.Checkbox(False, label=t(ko, "pregnant"), min_width=120, elem_id="pc-pregnant"),
-                                 label="pregnant")
+                    pregnant = L(gr.Radio(pregnancy_choices(ko), value="unknown", label=t(ko, "pregnancy"),
+                                          min_width=200, elem_id="pc-pregnant"), label="pregnancy",
+                                 choices=pregnancy_choices)
+                    nursing = L(gr.Checkbox(False, label=t(ko, "nursing"), min_width=120, elem_id="pc-nursing"),
+                                label="nursing")
             with L(gr.Accordion(t(ko, "advanced_title"), open=False, elem_id="pc-advanced"), label="advanced_title"):
                 conf = L(gr.Slider(0.05, 0.95, value=0.35, step=0.05, label=t(ko, "conf_slider")), label="conf_slider")
                 iou = L(gr.Slider(0.1, 0.9, value=0.5, step=0.05, label=t(ko, "iou_slider")), label="iou_slider")
@@ -635,8 +647,9 @@ class PillcheckApp:
                               [device, session, med_search, med_results, *view], **inference)
             scan.upload(self.on_scan, [scan, device, session, lang], [device, session, *view, scan], preprocess=False,
                         show_progress_on=[status], **inference)
-            for widget in (age, pregnant):
-                widget.input(self.on_profile, [age, pregnant, device, session, lang], [device, *view], **private)
+            for widget in (age, pregnant, nursing):
+                widget.input(self.on_profile, [age, pregnant, nursing, device, session, lang], [device, *view],
+                             **private)
             lang.change(self.on_lang, [lang, device, session], [device, *self.texts.components, *view], **private)
             large.change(None, [large], None, js=LARGE_JS)
             large.input(self.on_pref("large"), [large, device], [device], **private)
@@ -644,7 +657,7 @@ class PillcheckApp:
             report_btn.click(self.on_report, [session, device, lang], [report_files], **private)
             batch_btn.click(self.on_batch, [batch_zip, device, lang, conf, iou], [batch_files, batch_status], **inference)
             corr_btn.click(self.on_corrections, [session, lang], [corr_files, corr_status], **private)
-            demo.load(self.on_load, [device], [lang, large, age, pregnant, save_opt, *view], **private)
+            demo.load(self.on_load, [device], [lang, large, age, pregnant, nursing, save_opt, *view], **private)
 
             gr.api(self.api_analyze, api_name="analyze", concurrency_id=INFERENCE, concurrency_limit=1)
             gr.api(self.api_check, api_name="check")
@@ -657,6 +670,16 @@ class PillcheckApp:
 def device_of(value: Any) -> dict:
     """The device state with defaults filled in (a fresh browser sends nothing; an old one may lack keys)."""
     return {**DEVICE_DEFAULT, **(value if isinstance(value, dict) else {})}
+
+
+def pregnant_of(device: dict) -> bool | None:
+    """The device's pregnancy: True, False or None (anything else a browser sends is 'not said')."""
+    value = device.get("pregnant")
+    return value if isinstance(value, bool) else None
+
+
+def pregnancy_choices(lang: str) -> list[tuple[str, str]]:
+    return [(t(lang, f"preg_{k}"), k) for k in PREGNANCY]
 
 
 def codes(items: list[str] | str | None) -> list[str]:

@@ -204,10 +204,11 @@ def possible_html(possible: list[dict], labels: dict[str, str], info: dict[str, 
 
 
 def warnings_html(check: dict | None, labels: dict[str, str], not_identified: list[int], lang: str,
-                  possible: list[dict] | None = None, info: dict[str, dict] | None = None) -> str:
+                  possible: list[dict] | None = None, info: dict[str, dict] | None = None, nursing: bool = False) -> str:
     """The panel people read first: most severe first, colour + icon + plain words, the products by number and
     name, the official reason; then what the pills not identified could mean (``possible``, their products'
-    names in ``info``); then what could not be checked, because no warning is not a guarantee."""
+    names in ``info``); then what could not be checked (``nursing``: DUR has no rules for breastfeeding), because
+    no warning is not a guarantee."""
     parts = []
     warnings = sorted((check or {}).get("warnings", []), key=lambda w: SEVERITY_ORDER.get(w["severity"], 9))
     who = lambda w: " + ".join(escape(labels.get(s, n))  # noqa: E731
@@ -237,8 +238,13 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
         gaps.append(t(lang, "no_ingredient", names=", ".join(labels.get(s, s) for s in check["unchecked"])))
     if check and check.get("unknown"):
         gaps.append(t(lang, "unknown_codes", codes=", ".join(check["unknown"])))
-    if check and check.get("checks_skipped") and checked_any:
-        gaps.append(t(lang, "skipped"))
+    skipped = set((check or {}).get("checks_skipped") or []) if checked_any else set()
+    if skipped & {"AGE", "ELDERLY"}:
+        gaps.append(t(lang, "skipped_age"))
+    if "PREGNANCY" in skipped:
+        gaps.append(t(lang, "skipped_pregnancy"))
+    if nursing and checked_any:
+        gaps.append(t(lang, "nursing_note"))
     if checked_any:
         gaps.append(t(lang, "not_guarantee"))
     lines = "".join(f"<li>{escape(g)}</li>" for g in gaps)
