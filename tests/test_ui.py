@@ -178,9 +178,16 @@ def test_my_medications_and_profile_join_every_check(two_pills, tmp_path):
     assert "0~130" in view[STATUS]
     loaded = two_pills.on_load({**device, "pregnant": "yes?"})  # a browser's odd value is 'not said'
     assert loaded[3] == "unknown"
-    device, again, *view = two_pills.on_meds_edit([], device, session, "ko")
+    device, again, *view, undo = two_pills.on_meds_edit([], device, session, "ko")
     assert device["meds"] == [] and "role='alert'" not in view[WARNINGS]  # left: #2's possible one only
     assert again is session and "다시 찾았습니다" in view[STATUS]  # the photo's pills were named again with the list
+    assert "뺐습니다: [데모]데모스타틴" in view[STATUS] and undo["visible"] and device["undo"] == ["999900002"]
+    assert "아직 추가한 약이 없습니다" in view[MEDS]["info"]
+    device, again, *view, undo = two_pills.on_undo(device, again, "ko")  # one tap puts it back
+    assert device["meds"] == ["999900002"] and device["undo"] == [] and not undo["visible"]
+    assert "위험 · 병용금기" in view[WARNINGS] and view[MEDS]["info"] == ""
+    assert two_pills.search_choices("zzqqxx없는약", "ko")["info"].startswith("'zzqqxx없는약'에 맞는 약을 찾지 못했습니다")
+    assert two_pills.search_choices("데모", "ko")["info"] == ""
 
 
 @pytest.mark.parametrize("data, words, korean", [

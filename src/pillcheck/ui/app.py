@@ -46,7 +46,8 @@ DELETE_CACHE = (300, 900)  # every 5 min, Gradio's copies older than 15 min go (
 MAX_MEDS = 40
 # history: the products this person confirmed for pills before (a prior for naming pills, never checked as taken)
 # pregnant: True, False (known not pregnant) or None (not said: the pregnancy rules are reported as not checked)
-DEVICE_DEFAULT: dict[str, Any] = {"meds": [], "history": [], "age": None, "pregnant": None, "nursing": False,
+# undo: the medications the last untick removed, to put back with one tap
+DEVICE_DEFAULT: dict[str, Any] = {"meds": [], "undo": [], "history": [], "age": None, "pregnant": None, "nursing": False,
                                   "lang": DEFAULT, "large": False, "save_corrections": False}
 PREGNANCY = {"no": False, "yes": True, "unknown": None}  # the profile's choice -> Profile.pregnant
 MAX_HISTORY = 60
@@ -233,9 +234,11 @@ class PillcheckApp:
         return [h.to_dict() for h in self.pipe.catalog.search.search((text or "").strip(), limit)] if text else []
 
     def search_choices(self, text: str, lang: str) -> dict:
-        """Fuzzy search results (name or imprint) as choices to tap."""
-        return gr.update(choices=[(choice_label(hit_as_product(h), lang), h["item_seq"]) for h in self.search(text)],
-                         value=None)
+        """Fuzzy search results (name or imprint) as choices to tap; a search that finds nothing says so."""
+        hits = self.search(text)
+        none = t(lang, "search_none", q=text.strip()[:40]) if text and text.strip() and not hits else ""
+        return gr.update(choices=[(choice_label(hit_as_product(h), lang), h["item_seq"]) for h in hits], value=None,
+                         info=none)
 
     def evaluate(self, session: dict | None, device: dict, lang: str) -> Evaluation:
         """Check the photo's identified pills together with my medications and profile (cheap: re-run freely)."""
@@ -290,7 +293,8 @@ class PillcheckApp:
             gr.update(visible=bool(ev.pills)),
             gr.update(choices=[(pill_tag(p), p["index"]) for p in ev.pills], value=pick),
             self.choice_update(ev.pills, pick, lang),
-            gr.update(choices=[(med_label(ev.info.get(s, {"name": s}), lang), s) for s in ev.meds], value=ev.meds),
+            gr.update(choices=[(med_label(ev.info.get(s, {"name": s}), lang), s) for s in ev.meds], value=ev.meds,
+                      info="" if ev.meds else t(lang, "meds_empty")),
         ]
 
     # ------------------------------------------------------------------ handlers: the photo
@@ -406,7 +410,7 @@ class PillcheckApp:
         if session and session.get("photo") and changed:
             photo = images.decode(session["photo"], min_side=images.WORKING_SIDE)
             again, *view = self.analyze_into(session, photo, device, lang, session.get("conf", 0.35),
-                                             session.get("iou", 0.5), message or t(lang, "meds_changed"),
+                                             session.get("iou", 0.5), f"{message} {t(lang, 'meds_changed')}".strip(),
                                              keep_choices=True)
             return [device, again or session, *view]  # a failed run says why and keeps the photo
         return [device, session, *self.view(session, device, lang, message, kind)]
@@ -418,8 +422,21 @@ class PillcheckApp:
                               session, lang)
 
     def on_meds_edit(self, selected: list[str], device: Any, session: dict | None, lang: str) -> list:
+        """An untick removes the medication at once, says so, and offers to put it back (one tap)."""
         device = device_of(device)
-        return self.with_meds(device, [m for m in device["meds"] if m in (selected or [])], session, lang)
+        kept = [m for m in device["meds"] if m in (selected or [])]
+        removed = [m for m in device["meds"] if m not in kept]
+        info = self.info(removed)
+        names = ", ".join(med_label(info.get(m, {"item_seq": m}), lang) for m in removed)
+        out = self.with_meds({**device, "undo": removed}, kept, session, lang,
+                             t(lang, "meds_removed", names=names) if removed else "")
+        return [*out, gr.update(visible=bool(removed))]
+
+    def on_undo(self, device: Any, session: dict | None, lang: str) -> list:
+        device = device_of(device)
+        back = [m for m in device["undo"] if isinstance(m, str)]
+        return [*self.with_meds({**device, "undo": []}, [*device["meds"], *back], session, lang,
+                                t(lang, "meds_back") if back else ""), gr.update(visible=False)]
 
     def on_add_med(self, seq: str, device: Any, session: dict | None, lang: str) -> list:
         device = device_of(device)
@@ -591,6 +608,7 @@ class PillcheckApp:
             with gr.Column(elem_id="pc-meds"):
                 L(gr.Markdown(heading("meds_title")(ko)), value=heading("meds_title"))
                 meds_box = L(gr.CheckboxGroup([], label=t(ko, "meds"), elem_id="pc-meds-list"), label="meds")
+                undo = L(gr.Button(t(ko, "undo"), visible=False, size="md", elem_id="pc-undo"), value="undo")
                 med_search = L(gr.Textbox(label=t(ko, "meds_search"), placeholder=t(ko, "search_placeholder"),
                                           elem_id="pc-med-search"), label="meds_search", placeholder="search_placeholder")
                 med_results = L(gr.Radio([], label=t(ko, "meds_results"), elem_id="pc-med-results"), label="meds_results")
@@ -641,7 +659,9 @@ class PillcheckApp:
             choice.input(self.on_choose, [session, pick, choice, device, lang], [session, device, *view], **private)
             # the list names the pills too: a change names the photo's pills again (the models run: inference)
             add_pill.click(self.on_add_pill, [session, pick, device, lang], [device, session, *view], **inference)
-            meds_box.input(self.on_meds_edit, [meds_box, device, session, lang], [device, session, *view], **inference)
+            meds_box.input(self.on_meds_edit, [meds_box, device, session, lang], [device, session, *view, undo],
+                           **inference)
+            undo.click(self.on_undo, [device, session, lang], [device, session, *view, undo], **inference)
             med_search.change(self.search_choices, [med_search, lang], [med_results], **private)
             med_results.input(self.on_add_med, [med_results, device, session, lang],
                               [device, session, med_search, med_results, *view], **inference)
