@@ -185,9 +185,28 @@ LOW_CONTRAST = """(() => {
 })()"""
 
 
+# Everything a finger can tap, visible on the page, smaller than 44x44 CSS px (WCAG 2.5.5 / Apple's guideline):
+# [tag, id or class, text, width, height]. A label that wraps an input is the target, not the input inside it.
+SMALL_TARGETS = """(() => {
+  const out = [];
+  for (const el of document.querySelectorAll('button, a[href], label, input, select, textarea, summary, [role=button]')) {
+    if (el.tagName === 'INPUT' && el.closest('label')) continue;
+    if (el.tagName === 'INPUT' && ['hidden', 'file'].includes(el.type)) continue;
+    if (el.tagName === 'LABEL' && !el.querySelector('input') && !el.htmlFor) continue;
+    const r = el.getBoundingClientRect(), st = getComputedStyle(el);
+    if (r.width < 2 || r.height < 2 || st.visibility === 'hidden' || el.closest('[hidden], .hide, .sr-only')) continue;
+    if (r.height < 44 || r.width < 44)
+      out.push([el.tagName, el.id || el.className.toString().slice(0, 30), (el.innerText || el.value || '').trim().slice(0, 20),
+                Math.round(r.width), Math.round(r.height)]);
+  }
+  return out;
+})()"""
+
+
 def test_phone_readable_in_both_text_sizes(demo_db, phone, tmp_path):
-    """After a photo, in normal and large text: no sideways scrolling, every text at contrast >= 4.5:1, the
-    disclaimer at least 14 px; a broken file is refused in Korean only (no English sentence)."""
+    """After a photo, in normal and large text: no sideways scrolling, every text at contrast >= 4.5:1, every
+    tap target at least 44x44 px, the disclaimer at least 14 px; a broken
+    file is refused in Korean only (no English sentence)."""
     with serve_app(demo_db, TwoPills(db=demo_db)) as url:
         page = phone
         page.goto(url, wait_until="load")
@@ -203,6 +222,9 @@ def test_phone_readable_in_both_text_sizes(demo_db, phone, tmp_path):
             assert no_sideways_scroll(page), page.evaluate("document.documentElement.scrollWidth")
             low = page.evaluate(LOW_CONTRAST)
             assert not low, low
+            small = page.evaluate(SMALL_TARGETS)
+            assert not small, small
+            page.screenshot(path=str(tmp_path / f"phone-after-photo{'-large' if large else ''}.png"), full_page=True)
             disclaimer = page.evaluate("parseFloat(getComputedStyle(document.querySelector('.pc-disclaimer')).fontSize)")
             assert disclaimer >= 14
         broken = tmp_path / "broken.jpg"

@@ -622,8 +622,7 @@ class PillcheckApp:
                     pregnant = L(gr.Radio(pregnancy_choices(ko), value="unknown", label=t(ko, "pregnancy"),
                                           min_width=200, elem_id="pc-pregnant"), label="pregnancy",
                                  choices=pregnancy_choices)
-                    nursing = L(gr.Checkbox(False, label=t(ko, "nursing"), min_width=120, elem_id="pc-nursing"),
-                                label="nursing")
+                nursing = L(gr.Checkbox(False, label=t(ko, "nursing"), elem_id="pc-nursing"), label="nursing")
             with L(gr.Accordion(t(ko, "advanced_title"), open=False, elem_id="pc-advanced"), label="advanced_title"):
                 conf = L(gr.Slider(0.05, 0.95, value=0.35, step=0.05, label=t(ko, "conf_slider")), label="conf_slider")
                 iou = L(gr.Slider(0.1, 0.9, value=0.5, step=0.05, label=t(ko, "iou_slider")), label="iou_slider")
