@@ -319,6 +319,11 @@ def test_render_pieces():
     assert found < maybe < panel.index("Pill #2: not identified")  # found first, then what #2 could mean
     assert "If pill #2 is &lt;i&gt;Cee&lt;/i&gt; (medium)" in panel and "#1 A + #2 &lt;i&gt;Cee&lt;/i&gt;?" in panel
     assert panel.count("role='alert'") == 1  # the found serious warning only: #1's 분할주의 is in the folded list
+    assert "<details class='pc-possible-list'>" in panel and "Confirm pill #2 below" in panel  # folded, quieter
+    faint = [*possible, {**possible[0], "p": 0.03}]  # a 3% one is counted, not shown
+    panel = render.warnings_html(check_, {"a": "#1 A"}, [2], "en", faint, {"c": {"name": "C"}})
+    assert "2 warnings that may apply" in panel and "1 less likely than 10% are not shown" in panel
+    assert panel.count("pc-possible'") == 1
     assert "pc-possible" not in render.warnings_html(check_, {"a": "#1 A"}, [2], "en", [], {})
 
 
@@ -382,7 +387,7 @@ def test_blocks_settings(demo_db):
     fns = {f.api_name: f for f in demo.fns.values()}
     assert {n for n, f in fns.items() if f.concurrency_id == INFERENCE} == {
         "on_photo", "on_rerun", "on_other_side", "on_batch", "analyze", "scan",
-        "on_add_pill", "on_meds_edit", "on_add_med", "on_scan"}  # the list names the pills: a change runs the models
+        "on_add_pill", "on_meds_edit", "on_undo", "on_add_med", "on_scan"}  # the list names the pills: it runs the models
     assert all(fns[n].concurrency_limit == 1 for n in ("on_photo", "analyze"))
     assert {n for n, f in fns.items() if f.api_visibility == "public"} == {"analyze", "check", "search", "scan"}
     assert demo.delete_cache == DELETE_CACHE

@@ -51,7 +51,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "odd_pregnancy": "임신 중으로 되어 있는데 나이와 맞지 않습니다. 나이와 임신 여부를 확인해 주세요 (지금은 둘 다 적용해 "
                          "확인했습니다).",
         "not_guarantee": "경고가 없다고 해서 안전이 보장되지는 않습니다.",
-        "possible_title": "확인되지 않은 알약이 이 약이라면",
+        "possible_title": "확인되면 생길 수 있는 경고 {n}건 (알약을 확인하면 확실해집니다, 눌러서 보기)",
+        "possible_settle": "알약 {nums}을(를) 아래에서 골라 확인하면 이 경고가 있는지 확실해집니다.",
+        "possible_more": "가능성이 10%보다 낮은 {n}건은 표시하지 않았습니다.",
         "possible_if": "알약 #{num}이(가) {name}이라면",
         "possible_note": "가능성일 뿐 확인된 경고가 아닙니다. 알약을 골라 확인하면 정확히 확인합니다.",
         "reason": "사유",
@@ -217,7 +219,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "odd_pregnancy": "Pregnant does not fit the age entered. Please check the age and the pregnancy (both were "
                          "applied for now).",
         "not_guarantee": "No warning is not a guarantee of safety.",
-        "possible_title": "If the pills not identified are what they most likely are",
+        "possible_title": "{n} warnings that may apply once the pills are confirmed (tap to see)",
+        "possible_settle": "Confirm pill {nums} below to know whether this warning applies.",
+        "possible_more": "{n} less likely than 10% are not shown.",
         "possible_if": "If pill #{num} is {name}",
         "possible_note": "Possible, not found: choose the pill below to check it for certain.",
         "reason": "Reason",

@@ -185,6 +185,9 @@ def _warning_html(w: dict, who: str, lang: str, possible: str = "") -> str:
             f"<div class='pc-warn-why'>{escape(t(lang, 'reason'))}: {escape(w['reason'] or '')}{when}</div></div></div>")
 
 
+POSSIBLE_SHOWN = 0.10  # possible warnings less likely than this are only counted
+
+
 def possible_html(possible: list[dict], labels: dict[str, str], info: dict[str, dict], lang: str) -> str:
     """The serious warnings the pills not identified would raise if they are what they most likely are: said as
     a condition ('if pill #2 is X'), so a person confirms the pill instead of taking it as found."""
@@ -192,15 +195,21 @@ def possible_html(possible: list[dict], labels: dict[str, str], info: dict[str, 
         return ""
     parts = []
     name = lambda s: (info.get(s) or {}).get("name") or s  # noqa: E731
-    for e in possible:
+    shown = sorted((e for e in possible if e["p"] >= POSSIBLE_SHOWN), key=lambda e: -e["p"])
+    for e in shown:
         w, cond = e["warning"], e["if"]
         who = " + ".join(escape(labels.get(s) or next((f"#{n} {name(s)}?" for n, x in cond.items() if x == s),
                                                         name(s))) for s in w["items"])
         ifs = ", ".join(t(lang, "possible_if", num=n, name=name(s)) for n, s in cond.items())
-        head = f"<div class='pc-possible-if'>{escape(ifs)} ({escape(confidence_word(e['p'], lang))})</div>"
+        settle = t(lang, "possible_settle", nums=", ".join(f"#{n}" for n in cond))
+        head = (f"<div class='pc-possible-if'>{escape(ifs)} ({escape(confidence_word(e['p'], lang))})</div>"
+                f"<div class='pc-possible-settle'>{escape(settle)}</div>")
         parts.append(_warning_html(w, who, lang, head))
-    return (f"<div class='pc-possible-list'><h3>{escape(t(lang, 'possible_title'))}</h3>{''.join(parts)}"
-            f"<p class='pc-possible-note'>{escape(t(lang, 'possible_note'))}</p></div>")
+    more = len(possible) - len(shown)
+    rest = f"<p class='pc-possible-note'>{escape(t(lang, 'possible_more', n=more))}</p>" if more else ""
+    return (f"<details class='pc-possible-list'><summary>❓ {escape(t(lang, 'possible_title', n=len(possible)))}"
+            f"</summary>{''.join(parts)}{rest}<p class='pc-possible-note'>{escape(t(lang, 'possible_note'))}</p>"
+            "</details>")
 
 
 def warnings_html(check: dict | None, labels: dict[str, str], not_identified: list[int], lang: str,

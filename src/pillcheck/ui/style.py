@@ -51,9 +51,11 @@ html .main.fillable { padding-left: clamp(4px, 4vw - 12px, 32px) !important;  /*
 .pc-cautions li { margin: 4px 0; }
 .pc-caution { background: #fef9c3; color: #713f12; border-color: #a16207; }
 .pc-info, .pc-ok { background: #dcfce7; color: #14532d; border-color: #15803d; }
-.pc-possible { border-style: dashed; }
+.pc-possible-list { margin: 6px 0; padding: 8px 12px; border: 1px dashed #4b5563; border-radius: 8px; }
+.pc-possible-list summary { cursor: pointer; font-weight: 700; min-height: 44px; display: flex; align-items: center; }
+.pc-warn.pc-possible { border-style: dashed; background: #f9fafb; color: #1f2937; border-color: #4b5563; }
+.pc-possible-settle { font-size: 0.92em; margin-bottom: 2px; }
 .pc-possible-if { font-weight: 700; }
-.pc-possible-list h3 { font-size: var(--text-md); margin: 10px 0 4px; }
 .pc-possible-note { font-size: 0.9em; margin: 2px 0 6px; }
 .pc-unchecked { margin: 6px 0 0; padding-left: 1.2em; font-size: var(--text-sm); }
 .pc-cards { display: grid; gap: 8px; font-size: var(--text-md); }
