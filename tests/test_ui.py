@@ -320,6 +320,7 @@ def test_render_pieces():
     assert "If pill #2 is &lt;i&gt;Cee&lt;/i&gt; (medium)" in panel and "#1 A + #2 &lt;i&gt;Cee&lt;/i&gt;?" in panel
     assert panel.count("role='alert'") == 1  # the found serious warning only: #1's 분할주의 is in the folded list
     assert "<details class='pc-possible-list'>" in panel and "Confirm pill #2 below" in panel  # folded, quieter
+    assert panel.count("pc-warn-do") == 1 and "Ask your pharmacist or doctor before taking" in panel  # found only
     faint = [*possible, {**possible[0], "p": 0.03}]  # a 3% one is counted, not shown
     panel = render.warnings_html(check_, {"a": "#1 A"}, [2], "en", faint, {"c": {"name": "C"}})
     assert "2 warnings that may apply" in panel and "1 less likely than 10% are not shown" in panel

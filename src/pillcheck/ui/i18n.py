@@ -53,6 +53,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "not_guarantee": "경고가 없다고 해서 안전이 보장되지는 않습니다.",
         "possible_title": "확인되면 생길 수 있는 경고 {n}건 (알약을 확인하면 확실해집니다, 눌러서 보기)",
         "possible_settle": "알약 {nums}을(를) 아래에서 골라 확인하면 이 경고가 있는지 확실해집니다.",
+        "do_critical": "👉 복용 전에 약사나 의사에게 꼭 물어보세요. 이미 함께 먹고 있다면 임의로 끊지 말고 바로 상담하세요.",
+        "do_warning": "👉 복용 전에 약사나 의사와 상담하세요.",
         "possible_more": "가능성이 10%보다 낮은 {n}건은 표시하지 않았습니다.",
         "possible_if": "알약 #{num}이(가) {name}이라면",
         "possible_note": "가능성일 뿐 확인된 경고가 아닙니다. 알약을 골라 확인하면 정확히 확인합니다.",
@@ -221,6 +223,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "not_guarantee": "No warning is not a guarantee of safety.",
         "possible_title": "{n} warnings that may apply once the pills are confirmed (tap to see)",
         "possible_settle": "Confirm pill {nums} below to know whether this warning applies.",
+        "do_critical": "👉 Ask your pharmacist or doctor before taking these. If you already take them together, do not "
+                       "stop on your own: ask them now.",
+        "do_warning": "👉 Talk to your pharmacist or doctor before taking these.",
         "possible_more": "{n} less likely than 10% are not shown.",
         "possible_if": "If pill #{num} is {name}",
         "possible_note": "Possible, not found: choose the pill below to check it for certain.",

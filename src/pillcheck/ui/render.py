@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pillcheck.images import scaled
 from pillcheck.safety.dur import SEVERITY_ORDER
-from pillcheck.ui.i18n import t, term
+from pillcheck.ui.i18n import STRINGS, t, term
 
 # Box colours by status (RGB) — also used by the cards so a number reads the same on the photo and below it.
 STATUS_RGB = {"sure": (22, 130, 60), "confirmed": (29, 78, 216), "unsure": (194, 65, 12), "unknown": (75, 85, 99)}
@@ -177,12 +177,15 @@ def _warning_html(w: dict, who: str, lang: str, possible: str = "") -> str:
     sev = w["severity"]
     when = f" ({escape(t(lang, 'notice'))} {escape(_date(w['notice_date']))})" if w.get("notice_date") else ""
     role = "" if possible else " role='alert'"
+    # what to do now, in plain words, beside the official reason (a found warning only)
+    do_now = f"<div class='pc-warn-do'>{escape(t(lang, 'do_' + sev))}</div>" if f"do_{sev}" in STRINGS["ko"] else ""
     return (f"<div class='pc-warn pc-{sev}{' pc-possible' if possible else ''}'{role}><span class='pc-icon' "
             f"aria-hidden='true'>{'❓' if possible else SEVERITY_ICON.get(sev, '')}</span><div>{possible}"
             f"<div class='pc-warn-head'>{escape(t(lang, 'sev_' + sev))} · "
             f"{escape(w['type_name'])} — {escape(t(lang, 'kind_' + w['kind']))}</div>"
             f"<div class='pc-warn-who'>{who}</div>"
-            f"<div class='pc-warn-why'>{escape(t(lang, 'reason'))}: {escape(w['reason'] or '')}{when}</div></div></div>")
+            f"<div class='pc-warn-why'>{escape(t(lang, 'reason'))}: {escape(w['reason'] or '')}{when}</div>"
+            f"{'' if possible else do_now}</div></div>")
 
 
 POSSIBLE_SHOWN = 0.10  # possible warnings less likely than this are only counted

@@ -44,6 +44,7 @@ html .main.fillable { padding-left: clamp(4px, 4vw - 12px, 32px) !important;  /*
 .pc-warn-head { font-weight: 800; font-size: 1.05em; }
 .pc-warn-who { font-weight: 600; margin-top: 2px; }
 .pc-warn-why { margin-top: 2px; font-size: 0.92em; }
+.pc-warn-do { margin-top: 4px; font-weight: 700; }
 .pc-critical { background: #fee2e2; color: #7f1d1d; border-color: #b91c1c; }
 .pc-warning { background: #ffedd5; color: #7c2d12; border-color: #c2410c; }
 .pc-cautions { margin: 6px 0; padding: 8px 12px; border: 1px solid #a16207; border-radius: 8px; color: #3f2a06; }
