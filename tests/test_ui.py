@@ -110,8 +110,8 @@ def upload(tmp_path: Path, data: bytes, name: str = "photo.jpg") -> dict:
     return {"path": str(path), "orig_name": name}
 
 
-# VIEW order in PillcheckApp.view: banner, status, warnings, result, cards, fix_box, pick, choice, meds_box
-BANNER, STATUS, WARNINGS, RESULT, CARDS, FIX, PICK, CHOICE, MEDS = range(9)
+# VIEW order in PillcheckApp.view: banner, status, warnings, result, cards, fix_box, pick, choice, meds_box, summary
+BANNER, STATUS, WARNINGS, RESULT, CARDS, FIX, PICK, CHOICE, MEDS, SUMMARY = range(10)
 
 
 def test_photo_then_correction_rechecks_at_once(two_pills, tmp_path):
@@ -186,6 +186,7 @@ def test_my_medications_and_profile_join_every_check(two_pills, tmp_path):
     device, again, *view, undo = two_pills.on_undo(device, again, "ko")  # one tap puts it back
     assert device["meds"] == ["999900002"] and device["undo"] == [] and not undo["visible"]
     assert "위험 · 병용금기" in view[WARNINGS] and view[MEDS]["info"] == ""
+    assert "위험 1건" in view[SUMMARY] and "확인 필요 1알" in view[SUMMARY] and "내 약 1개" in view[SUMMARY]
     assert two_pills.search_choices("zzqqxx없는약", "ko")["info"].startswith("'zzqqxx없는약'에 맞는 약을 찾지 못했습니다")
     assert two_pills.search_choices("데모", "ko")["info"] == ""
 

@@ -205,7 +205,7 @@ SMALL_TARGETS = """(() => {
 
 def test_phone_readable_in_both_text_sizes(demo_db, phone, tmp_path):
     """After a photo, in normal and large text: no sideways scrolling, every text at contrast >= 4.5:1, every
-    tap target at least 44x44 px, the disclaimer at least 14 px; a broken
+    tap target at least 44x44 px, the disclaimer at least 14 px, the summary sticks to the top; a broken
     file is refused in Korean only (no English sentence)."""
     with serve_app(demo_db, TwoPills(db=demo_db)) as url:
         page = phone
@@ -227,6 +227,10 @@ def test_phone_readable_in_both_text_sizes(demo_db, phone, tmp_path):
             page.screenshot(path=str(tmp_path / f"phone-after-photo{'-large' if large else ''}.png"), full_page=True)
             disclaimer = page.evaluate("parseFloat(getComputedStyle(document.querySelector('.pc-disclaimer')).fontSize)")
             assert disclaimer >= 14
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight / 2)")  # the summary stays in sight
+        page.wait_for_timeout(200)
+        top = page.evaluate("document.querySelector('#pc-summary .pc-summary').getBoundingClientRect().top")
+        assert 0 <= top < 20 and "확인 필요 1알" in page.evaluate("document.querySelector('#pc-summary').innerText")
         broken = tmp_path / "broken.jpg"
         broken.write_bytes(b"%PDF-1.4 not a photo")
         page.locator("#pc-photo input[type=file]").set_input_files(str(broken))

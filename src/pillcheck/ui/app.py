@@ -275,7 +275,8 @@ class PillcheckApp:
     # ------------------------------------------------------------------ the view every handler ends with
     def view(self, session: dict | None, device: dict, lang: str, message: str = "", kind: str = "info",
              pick: int | None = None) -> list:
-        """Banner, status, warnings, annotated photo, cards, correction panel, medication list — in VIEW order."""
+        """Banner, status, warnings, annotated photo, cards, correction panel, medication list, summary — in VIEW
+        order."""
         ev = self.evaluate(session, device, lang)
         if ev.problem and not message:
             message, kind = t(lang, ev.problem), "error"
@@ -295,6 +296,7 @@ class PillcheckApp:
             self.choice_update(ev.pills, pick, lang),
             gr.update(choices=[(med_label(ev.info.get(s, {"name": s}), lang), s) for s in ev.meds], value=ev.meds,
                       info="" if ev.meds else t(lang, "meds_empty")),
+            render.summary_html(ev.check, ev.not_identified, ev.meds, lang),
         ]
 
     # ------------------------------------------------------------------ handlers: the photo
@@ -586,6 +588,7 @@ class PillcheckApp:
                                 container=False, min_width=0, elem_id="pc-lang")
                 large = L(gr.Checkbox(False, label=t(ko, "large"), container=False, min_width=0, elem_id="pc-large"),
                           label="large")
+            summary = gr.HTML(elem_id="pc-summary")  # sticky: the counts stay in sight while scrolling
             banner = gr.HTML(elem_id="pc-banner")
             status = gr.HTML(elem_id="pc-status")
             warnings = gr.HTML(elem_id="pc-warnings")  # above the photo: what matters is read without scrolling
@@ -644,7 +647,7 @@ class PillcheckApp:
                 corr_files = L(gr.File(label=t(ko, "corr_files"), file_count="multiple", interactive=False),
                                label="corr_files")
 
-            view = [banner, status, warnings, result, cards, fix_box, pick, choice, meds_box]
+            view = [banner, status, warnings, result, cards, fix_box, pick, choice, meds_box, summary]
             private = {"api_visibility": "private"}
             inference = {"concurrency_id": INFERENCE, "concurrency_limit": 1, **private}
             # preprocess=False: the photo reaches images.load untouched, so a broken upload gets our message

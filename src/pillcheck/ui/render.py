@@ -265,6 +265,19 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
             + (f"<ul class='pc-unchecked'>{lines}</ul>" if lines else "") + "</section>")
 
 
+def summary_html(check: dict | None, not_identified: list[int], meds: list[str], lang: str) -> str:
+    """The line that stays at the top of the screen: serious warnings found, pills to confirm, my medications
+    (nothing before there is anything to count)."""
+    serious = sum(1 for w in (check or {}).get("warnings", []) if w["severity"] in ("critical", "warning"))
+    if not (serious or not_identified or meds):
+        return ""
+    parts = [(f"⚠️ {t(lang, 'sum_danger', n=serious)}", "pc-sum-danger" if serious else "pc-sum-ok"),
+             (f"❔ {t(lang, 'sum_confirm', n=len(not_identified))}", "pc-sum-confirm" if not_identified else "pc-sum-ok"),
+             (f"💊 {t(lang, 'sum_meds', n=len(meds))}", "pc-sum-ok")]
+    return ("<div class='pc-summary' role='status'>"
+            + " · ".join(f"<span class='{c}'>{escape(x)}</span>" for x, c in parts) + "</div>")
+
+
 def banner_html(data: str, lang: str) -> str:
     """The demo banner (whenever the demo catalog is loaded) and the short medical disclaimer."""
     demo = (f"<div class='pc-demo' role='status'>🧪 {escape(t(lang, 'demo_banner'))}</div>" if data == "demo" else "")

@@ -11,7 +11,8 @@ _LARGE = {"xxs": 13, "xs": 15, "sm": 17, "md": 20, "lg": 22, "xl": 28, "xxl": 32
 CSS = """
 html:root, html .dark { --body-text-color-subdued: #4b5563; --block-info-text-color: #4b5563;
                         --block-label-text-color: #374151; --input-placeholder-color: #4b5563; }
-.gradio-container { max-width: 720px !important; margin: 0 auto !important;
+.gradio-container { max-width: 720px !important; margin: 0 auto !important; overflow: clip !important;  /* not
+                    hidden: a scroll container would stop the summary from sticking */
                     padding-left: 8px !important; padding-right: 8px !important; }
 .gradio-container, .gradio-container * { overflow-wrap: anywhere; }
 /* every tap target at least 44 x 44 px (Gradio's radios are 35 px, its toolbar icons 18-22 px) */
@@ -30,7 +31,13 @@ html .main.fillable { padding-left: clamp(4px, 4vw - 12px, 32px) !important;  /*
                       padding-right: clamp(4px, 4vw - 12px, 32px) !important; }
 #pc-lang label, #pc-large label { white-space: nowrap; overflow-wrap: normal; }
 #pc-large { flex: 0 1 auto !important; }
-#pc-status:not(:has(.pc-status)) { display: none; }  /* no empty gap above the warnings */
+#pc-status:not(:has(.pc-status)) { display: none; }
+#pc-summary { position: sticky; top: 0; z-index: 50; }
+#pc-summary:not(:has(.pc-summary)) { display: none; }
+.pc-summary { background: #ffffff; border: 2px solid #1f2937; border-radius: 10px; padding: 8px 10px;
+              font-size: var(--text-md); font-weight: 800; color: #1f2937; box-shadow: 0 2px 6px rgba(0, 0, 0, .15); }
+.pc-sum-danger { color: #991b1b; }
+.pc-sum-confirm { color: #9a3412; }  /* no empty gap above the warnings */
 .pc-demo { background: #fef3c7; color: #78350f; border: 2px solid #d97706; border-radius: 8px;
            padding: 8px 12px; font-weight: 700; font-size: var(--text-md); margin-bottom: 6px; }
 .pc-disclaimer { color: var(--body-text-color-subdued); font-size: var(--text-md); }
