@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 INFERENCE = "inference"  # the one concurrency group around the models (a photo, a batch, an API analyze)
 MAX_FILE_SIZE = "100mb"  # batch zips; single photos are held to images.MAX_BYTES when read
-DELETE_CACHE = (300, 900)  # every 5 min, Gradio's copies older than 15 min go (annotated photos, downloads)
+# every minute, Gradio's copies older than 2 min go (annotated photos are fetched at once; a report to download
+# is written when asked for): health data does not sit on the server for a quarter of an hour
+DELETE_CACHE = (60, 120)
 MAX_MEDS = 40
 # history: the products this person confirmed for pills before (a prior for naming pills, never checked as taken)
 # pregnant: True, False (known not pregnant) or None (not said: the pregnancy rules are reported as not checked)
