@@ -27,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # gradio_client must not look up t
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import cv2  # noqa: E402
+import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import zxingcpp  # noqa: E402
@@ -124,6 +125,11 @@ def test_photo_then_correction_rechecks_at_once(two_pills, tmp_path):
     assert view[RESULT]["visible"] and view[RESULT]["value"].shape == (240, 320, 3)
     assert view[CARDS].count("pc-card ") == 2 and "확실하지 않음" in view[CARDS]
     assert view[PICK]["value"] == 2  # the first pill that needs the person
+    tap = lambda x, y: two_pills.on_tap_photo(session, "ko", gr.SelectData(None, {"index": [x, y], "value": None}))  # noqa: E731
+    pick, choice = tap(0.25 * 320, 0.3 * 240)  # inside pill #1's box: #1 is picked, its products offered
+    assert pick["value"] == 1 and [v for _, v in choice["choices"]] == ["999900001"]
+    assert tap(0.7 * 320, 0.7 * 240)[0]["value"] == 2 and tap(5, 230)[0] == {"__type__": "update"}  # no pill there
+    assert "id='pc-card-2'" in view[CARDS]  # what the page scrolls to
     assert [v for _, v in view[CHOICE]["choices"]] == ["999900003", "999900002"]
     session, device, *view = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "en")
     assert device["history"] == ["999900002"]  # remembered on the device as one of this person's products

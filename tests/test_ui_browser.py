@@ -113,7 +113,8 @@ def test_phone_photo_boxes_cards_warning_english(demo_db, phone, tmp_path):
 
 
 def test_phone_choose_a_pill_and_remember_medications(demo_db, phone, tmp_path):
-    """Tap the unsure pill's number, tap its product: the check re-runs at once; a medication added by search
+    """Tap a pill on the photo: it is picked and its card scrolled to. Tap the unsure pill's number, tap its
+    product: the check re-runs at once; a medication added by search
     survives a reload (it lives in the browser); a broken upload is one friendly line."""
     with serve_app(demo_db, TwoPills(db=demo_db)) as url:
         page = phone
@@ -125,6 +126,13 @@ def test_phone_choose_a_pill_and_remember_medications(demo_db, phone, tmp_path):
         page.locator("#pc-photo input[type=file]").set_input_files(str(photo))
         wait_text(page, "#pc-status", "2개")
         wait_text(page, "#pc-warnings", "알약 #2")
+        photo_drawn(page)
+        img = page.locator("#pc-result img").first
+        box = img.bounding_box()  # tap pill #1 on the photo: it is picked, and the page scrolls to its card
+        img.click(position={"x": 0.25 * box["width"], "y": 0.3 * box["height"]})
+        page.wait_for_function("document.querySelector('#pc-pick label.selected')?.innerText.includes('#1')")
+        page.wait_for_function("(() => { const r = document.getElementById('pc-card-1').getBoundingClientRect();"
+                               " return r.top >= 0 && r.bottom <= window.innerHeight; })()")
         page.locator("#pc-pick label", has_text="#2").click()
         page.locator("#pc-choice label", has_text="999900002").click()
         wait_text(page, "#pc-warnings", "병용금기")

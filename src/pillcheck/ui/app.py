@@ -56,6 +56,8 @@ MAX_HISTORY = 60
 WEBCAM = gr.WebcamOptions(mirror=False,  # imprints must read the right way round
                           constraints={"video": {"facingMode": {"ideal": "environment"},
                                                  "width": {"ideal": 1920}, "height": {"ideal": 1440}}})
+SCROLL_TO_CARD = ("(n) => { document.getElementById('pc-card-' + n)?.scrollIntoView({block: 'center'}); "
+                  "return []; }")
 LARGE_JS = "(on) => { document.documentElement.classList.toggle('pc-large', !!on); return []; }"
 
 def browser_secret() -> str:
@@ -383,6 +385,19 @@ class PillcheckApp:
     def on_pick(self, session: dict | None, pick: int, lang: str) -> dict:
         return self.choice_update((session or {}).get("pills", []), pick, lang)
 
+    def on_tap_photo(self, session: dict | None, lang: str, evt: gr.SelectData) -> list:
+        """A tap on the photo picks the pill under the finger (the smallest box holding the point); the page then
+        scrolls to its card (SCROLL_TO_CARD)."""
+        pills = (session or {}).get("pills", [])
+        if not pills or not evt.index:
+            return [gr.update(), gr.update()]
+        x, y = (float(v) / session["scale"] for v in evt.index)  # the preview's pixels -> the photo's
+        hit = [p for p in pills if p["box"][0] <= x <= p["box"][2] and p["box"][1] <= y <= p["box"][3]]
+        if not hit:
+            return [gr.update(), gr.update()]
+        p = min(hit, key=lambda q: (q["box"][2] - q["box"][0]) * (q["box"][3] - q["box"][1]))
+        return [gr.update(value=p["index"]), self.choice_update(pills, p["index"], lang)]
+
     def on_fix_search(self, text: str, session: dict | None, pick: int, lang: str) -> dict:
         return self.search_choices(text, lang) if (text or "").strip() else self.on_pick(session, pick, lang)
 
@@ -657,6 +672,8 @@ class PillcheckApp:
                          show_progress_on=[status, warnings], **inference)
             rerun.click(self.on_rerun, [session, device, lang, conf, iou], [session, *view], **inference)
             pick.input(self.on_pick, [session, pick, lang], [choice], **private)
+            result.select(self.on_tap_photo, [session, lang], [pick, choice], **private).then(
+                None, [pick], None, js=SCROLL_TO_CARD)
             other_side.upload(self.on_other_side, [other_side, session, pick, device, lang, conf, iou],
                               [session, *view, other_side], preprocess=False, show_progress_on=[status], **inference)
             fix_search.change(self.on_fix_search, [fix_search, session, pick, lang], [choice], **private)

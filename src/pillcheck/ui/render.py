@@ -163,7 +163,7 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
         if status in ("unsure", "unknown") and " // " not in (p.get("imprint_read") or ""):  # one side seen so far
             choices += f"<p class='pc-turn'>{escape(t(lang, 'turn_over'))}</p>"
         cards.append(
-            f"<article class='pc-card pc-{status}' style='border-color:{colour}'>"
+            f"<article class='pc-card pc-{status}' id='pc-card-{int(p['index'])}' style='border-color:{colour}'>"
             f"<header><span class='pc-num' style='background:{colour}'>{p['index']}</span>"
             f"<span class='pc-name'>{escape(name)}</span>"
             f"<span class='pc-badge' style='color:{colour}'>{escape(t(lang, 'status_' + status))}</span></header>"
