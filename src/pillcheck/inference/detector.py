@@ -11,7 +11,7 @@ import numpy as np
 from pillcheck.inference.session import ModelError, create_session
 
 STRIDE = 32
-ZOOM_SIDE = 0  # long side of the photo in the zoomed-out pass (0: off; 200 was best on det22, MODEL_CARD)
+ZOOM_SIDE = 200  # long side of the photo in the zoomed-out pass (0: off): close-ups and big tablets (MODEL_CARD)
 ZOOM_CANVAS = 320  # ... in a grey square of this side: ~1/3 of the first pass's pixels at 544
 ZOOM_MIN_SIDE = 0.2  # its boxes count when their short side is at least this share of the photo's short side
 ZOOM_SURE = 0.25  # boxes below this score take no part in the merge
