@@ -72,14 +72,13 @@ class SearchIndex:
                 break
         return hits
 
-
     def _name_rank(self, i: int, key: str) -> tuple[int, int, int, int]:
         """Among equal scores, what a person typing a brand means: a pill of the catalog (it has a look) before
         a powder or syrup, a name that starts with the text, then the base product ('타이레놀' + 정/캡슐/a
         strength) before its variants (콜드, 8시간), then the shorter name (parentheses aside)."""
-        name, at = self.name_keys[i], self.name_keys[i].find(key) if key else -1
-        rest = name[at + len(key):] if at >= 0 else name
-        base = bool(_BASE.match(rest))
+        name = self.name_keys[i]
+        at = name.find(key) if key else -1
+        base = at >= 0 and bool(_BASE.match(name, at + len(key)))
         return (self.rows[i][8] is None, 0 if at == 0 else 1 if at > 0 else 2, not base,
                 len(_PAREN.sub("", self.rows[i][1] or "")))
 

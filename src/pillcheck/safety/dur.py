@@ -196,6 +196,9 @@ def _hits(idx: DurIndex, items: list[str], profile: Profile) -> list[dict]:
     return rows
 
 
+PREGNANCY_AGES = (10, 60)  # outside these, "pregnant" is asked about (Profile.implausible)
+
+
 @dataclass(frozen=True)
 class Profile:
     """What the age/pregnancy rules need to know about the person. Unknown stays None: those checks skip
@@ -213,9 +216,6 @@ class Profile:
         """Pregnant at an age where that is next to impossible: a slip of the finger to ask about (the check
         still runs with both, which can only add warnings)."""
         return bool(self.pregnant) and self.age is not None and not PREGNANCY_AGES[0] <= self.age <= PREGNANCY_AGES[1]
-
-
-PREGNANCY_AGES = (10, 60)
 
 
 @dataclass

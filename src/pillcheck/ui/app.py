@@ -52,6 +52,7 @@ MAX_MEDS = 40
 DEVICE_DEFAULT: dict[str, Any] = {"meds": [], "undo": [], "history": [], "age": None, "pregnant": None, "nursing": False,
                                   "lang": DEFAULT, "large": False, "save_corrections": False}
 PREGNANCY = {"no": False, "yes": True, "unknown": None}  # the profile's choice -> Profile.pregnant
+PREGNANCY_CHOICE = {v: k for k, v in PREGNANCY.items()}
 MAX_HISTORY = 60
 WEBCAM = gr.WebcamOptions(mirror=False,  # imprints must read the right way round
                           constraints={"video": {"facingMode": {"ideal": "environment"},
@@ -493,8 +494,8 @@ class PillcheckApp:
     def on_load(self, device: Any) -> list:
         device = device_of(device)
         lang = device["lang"]
-        pregnancy = next(k for k, v in PREGNANCY.items() if v is pregnant_of(device))
-        return [lang, device["large"], device["age"], pregnancy, device["nursing"], device["save_corrections"],
+        return [lang, device["large"], device["age"], PREGNANCY_CHOICE[pregnant_of(device)], device["nursing"],
+                device["save_corrections"],
                 *self.view(None, device, lang, t(lang, "photo_hint"))]
 
     def on_pref(self, key: str) -> Callable[[Any, Any], dict]:

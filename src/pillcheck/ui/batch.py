@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from pillcheck import images
 from pillcheck.ui.i18n import t
-from pillcheck.ui.render import status_html
+from pillcheck.ui.render import is_serious, status_html
 
 MAX_ENTRIES = 100
 MAX_ENTRY_BYTES = images.MAX_BYTES
@@ -113,7 +113,7 @@ def summary(reports: list[tuple[str, dict | None, str | None]], lang: str) -> st
     checked, those with a serious (or possible serious) warning, those with pills to confirm, files not read.
     ``reports``: (name, report dict or None, error) per file."""
     done = [r for _, r, _ in reports if r is not None]
-    danger = sum(1 for r in done if any(w["severity"] == "critical" for w in r["warnings"]) or r["possible_warnings"])
+    danger = sum(1 for r in done if any(map(is_serious, r["warnings"])) or r["possible_warnings"])
     confirm = sum(1 for r in done if r["not_identified"] or any(p["status"] == "unsure" for p in r["pills"]))
     text = t(lang, "batch_done", n=len(reports), ok=len(done), danger=danger, confirm=confirm,
              bad=len(reports) - len(done))

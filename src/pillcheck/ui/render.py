@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pillcheck.images import scaled
 from pillcheck.safety.dur import SEVERITY_ORDER
-from pillcheck.ui.i18n import STRINGS, t, term
+from pillcheck.ui.i18n import t, term
 
 # Box colours by status (RGB) — also used by the cards so a number reads the same on the photo and below it.
 STATUS_RGB = {"sure": (22, 130, 60), "confirmed": (29, 78, 216), "unsure": (194, 65, 12), "unknown": (75, 85, 99)}
@@ -178,7 +178,7 @@ def _warning_html(w: dict, who: str, lang: str, possible: str = "") -> str:
     when = f" ({escape(t(lang, 'notice'))} {escape(_date(w['notice_date']))})" if w.get("notice_date") else ""
     role = "" if possible else " role='alert'"
     # what to do now, in plain words, beside the official reason (a found warning only)
-    do_now = f"<div class='pc-warn-do'>{escape(t(lang, 'do_' + sev))}</div>" if f"do_{sev}" in STRINGS["ko"] else ""
+    do_now = f"<div class='pc-warn-do'>{escape(t(lang, 'do_' + sev))}</div>" if is_serious(w) else ""
     return (f"<div class='pc-warn pc-{sev}{' pc-possible' if possible else ''}'{role}><span class='pc-icon' "
             f"aria-hidden='true'>{'❓' if possible else SEVERITY_ICON.get(sev, '')}</span><div>{possible}"
             f"<div class='pc-warn-head'>{escape(t(lang, 'sev_' + sev))} · "
@@ -227,8 +227,8 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
                                for s, n in zip(w["items"], w.get("item_names") or w["items"]))
     # one product's cautions (max dose, duration, splitting, the elderly) are how to take it, not a danger of
     # the set: one quiet, folded list, so they never outnumber the warnings that matter
-    cautions = [w for w in warnings if w["severity"] == "caution" and len(w["items"]) == 1]
-    serious = [w for w in warnings if w not in cautions]
+    cautions = [w for w in warnings if not is_serious(w)]
+    serious = [w for w in warnings if is_serious(w)]
     parts += [_warning_html(w, who(w), lang) for w in serious]
     checked_any = bool(check and labels)  # labels name every product that went into the check
     if not serious:
@@ -265,10 +265,16 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
             + (f"<ul class='pc-unchecked'>{lines}</ul>" if lines else "") + "</section>")
 
 
+def is_serious(w: dict) -> bool:
+    """A danger of the set (critical, warning), not a caution on how to take one product (dose, duration,
+    splitting, the elderly): the panel, the summary bar and the batch summary count the same ones."""
+    return w["severity"] in ("critical", "warning")
+
+
 def summary_html(check: dict | None, not_identified: list[int], meds: list[str], lang: str) -> str:
     """The line that stays at the top of the screen: serious warnings found, pills to confirm, my medications
     (nothing before there is anything to count)."""
-    serious = sum(1 for w in (check or {}).get("warnings", []) if w["severity"] in ("critical", "warning"))
+    serious = sum(1 for w in (check or {}).get("warnings", []) if is_serious(w))
     if not (serious or not_identified or meds):
         return ""
     parts = [(f"⚠️ {t(lang, 'sum_danger', n=serious)}", "pc-sum-danger" if serious else "pc-sum-ok"),
