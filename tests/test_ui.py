@@ -34,10 +34,11 @@ import zxingcpp  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pillcheck import config, images  # noqa: E402
+from pillcheck.batch import photozip  # noqa: E402
 from pillcheck.catalog.identify import Candidate, Identification  # noqa: E402
 from pillcheck.pipeline import Pill, Pipeline, Report  # noqa: E402
 from pillcheck.safety.dur import check  # noqa: E402
-from pillcheck.ui import batch, export, render  # noqa: E402
+from pillcheck.ui import export, render  # noqa: E402
 from pillcheck.ui.app import PillcheckApp, device_of, launch  # noqa: E402
 from pillcheck.ui.i18n import STRINGS  # noqa: E402
 from tests.conftest import SHARED, needs_shared  # noqa: E402
@@ -227,14 +228,16 @@ def test_missing_detector_is_a_friendly_line(demo_db, tmp_path):
 def test_report_and_corrections_files(two_pills, tmp_path):
     session, *_ = two_pills.on_photo(upload(tmp_path, jpeg((640, 480))), {"meds": ["999900008"]}, "ko", 0.35, 0.5)
     csv_path, _ = map(Path, two_pills.on_report(session, {"meds": ["999900008"]}, "ko"))
-    (row, _) = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
-    assert row["warnings"] == "" and row["possible_warnings"].startswith("if #2 is 999900002 (0.40): critical 병용금기")
+    rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
+    assert [r["row"] for r in rows] == ["pill", "pill", "possible", "photo"]  # warnings once, not on every pill
+    assert rows[2]["warning"].startswith("if #2 is 999900002 (0.40): 병용금기") and rows[2]["severity"] == "critical"
+    assert rows[3]["found"] == "2" and rows[3]["not_checked"] == "#2 999900008"
     session, _, *_ = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "ko")
     csv_path, json_path = map(Path, two_pills.on_report(session, {"meds": ["999900008"]}, "ko"))
     rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
-    assert [r["pill"] for r in rows] == ["1", "2"] and rows[1]["status"] == "confirmed"
-    assert "critical 병용금기" in rows[0]["warnings"] and rows[0]["data"] == "demo"
-    assert rows[0]["possible_warnings"] == ""  # #2 chosen: the warning is found, no longer possible
+    assert [r["row"] for r in rows] == ["pill", "pill", "warning", "photo"] and rows[1]["status"] == "confirmed"
+    assert rows[2]["warning"].startswith("병용금기") and rows[2]["severity"] == "critical"  # found, no longer possible
+    assert rows[2]["pills"] == "#1 #2" and rows[2]["data"] == "demo"
     payload = json.loads(json_path.read_text(encoding="utf-8"))
     assert payload["notice"].startswith("Demo data") and payload["reports"][0]["unchecked"] == ["999900008"]
     (zip_path,), _ = two_pills.on_corrections(session, "ko")
@@ -254,7 +257,7 @@ def test_batch_zip_is_validated(two_pills, tmp_path):
         zf.writestr("notes.txt", "hello")
         zf.writestr("bomb.png", b"\0" * (8 * 2**20))  # 8 MB of zeros: ratio ~1000
         zf.writestr("broken.jpg", b"not a jpeg")
-    names = {e.name: e.error and e.error.reason for e in batch.PhotoZip(path)}
+    names = {e.name: e.error and e.error.reason for e in photozip.PhotoZip(path)}
     assert names == {"a.jpg": None, "../../evil.jpg": "unsafe_name", "notes.txt": "not_photo_name",
                      "bomb.png": "zip_bomb", "broken.jpg": None}  # broken.jpg is refused when decoded
     files, status = two_pills.on_batch(str(path), {}, "en", 0.35, 0.5, progress=lambda *a, **k: None)
@@ -270,12 +273,12 @@ def test_batch_zip_is_validated(two_pills, tmp_path):
     assert "안전하지 않은" in errors["../../evil.jpg"] and "확장자" in errors["notes.txt"]
     many = tmp_path / "many.zip"
     with zipfile.ZipFile(many, "w") as zf:
-        for i in range(batch.MAX_ENTRIES + 1):
+        for i in range(photozip.MAX_ENTRIES + 1):
             zf.writestr(f"{i}.jpg", b"x")
     with pytest.raises(images.InputError, match="limit"):
-        batch.PhotoZip(many)
+        photozip.PhotoZip(many)
     with pytest.raises(images.InputError, match="not a zip"):
-        batch.PhotoZip(upload(tmp_path, jpeg(), "fake.zip")["path"])
+        photozip.PhotoZip(upload(tmp_path, jpeg(), "fake.zip")["path"])
 
 
 def test_batch_summary_never_reads_as_no_problem():
@@ -283,10 +286,10 @@ def test_batch_summary_never_reads_as_no_problem():
     clean = {"warnings": [{"severity": "caution"}], "possible_warnings": [], "not_identified": [],
              "pills": [{"status": "sure"}]}
     possible = {**clean, "possible_warnings": [{"p": 0.4}], "pills": [{"status": "unsure"}]}
-    line = batch.summary([("a.jpg", clean, None), ("b.jpg", possible, None), ("c.txt", None, "x")], "ko")
+    line = render.batch_summary([("a.jpg", clean, None), ("b.jpg", possible, None), ("c.txt", None, "x")], "ko")
     assert "파일 3개 중 사진 2장" in line and "위험 경고가 있는 사진 1장" in line and "확인해야 하는 사진 1장" in line
     assert "열지 못한 파일 1개" in line and "pc-status-error" in line
-    calm = batch.summary([("a.jpg", clean, None)], "en")
+    calm = render.batch_summary([("a.jpg", clean, None)], "en")
     assert "0 photos with a serious warning" in calm and "pc-status-info" in calm
 
 

@@ -409,6 +409,30 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from pillcheck.batch import command, engines
+    from pillcheck.batch.inputs import InputMissing
+    from pillcheck.batch.output import OutputError
+
+    job = engines.Job(db=Path(args.db or config.default_db()).resolve(),
+                      models_dir=Path(args.models or config.MODELS_DIR).resolve(),
+                      my_meds=[m.strip() for m in (args.my_meds or "").split(",") if m.strip()],
+                      profile=_profile(args.age, args.pregnant), conf=args.conf)
+    _open(args)  # a missing catalog is one line before any work, not an error row per photo
+    if args.engine == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError as exc:
+            raise UserError("--engine ray needs Ray: pip install -e '.[scale]'") from exc
+    try:
+        summary = command.run(args.inputs, args.out, job, engine=args.engine, address=args.address,
+                              actors=args.actors, progress=not args.quiet)
+    except (InputMissing, OutputError) as exc:
+        raise UserError(str(exc)) from exc
+    print(summary.line(args.out))
+    return 0
+
+
 def cmd_eval_identify(args: argparse.Namespace) -> int:
     import csv
 
@@ -647,6 +671,24 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--json", action="store_true")
     _db_arg(an)
     an.set_defaults(func=cmd_analyze)
+    ba = sub.add_parser("batch", help="many photos (folders, zips, globs) -> one row per pill, warning and photo "
+                                      "in a CSV, JSON Lines or Parquet file; resumable")
+    ba.add_argument("inputs", nargs="+", metavar="INPUT", help="photos, folders (searched recursively), zips, globs")
+    ba.add_argument("--out", type=Path, required=True, metavar="FILE",
+                    help="FILE.csv, FILE.jsonl or FILE.parquet; photos already complete in it are skipped")
+    ba.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="local: this process, every core; ray: Ray Data actors (the [scale] extra)")
+    ba.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray on this machine)")
+    ba.add_argument("--actors", type=int, default=None,
+                    help="Ray actors, each with its own models (default: one per GPU, else one per core)")
+    ba.add_argument("--my-meds", default="", help="comma-separated medicines (ITEM_SEQ or barcodes), as for analyze")
+    ba.add_argument("--age", type=float, default=None)
+    pregnancy(ba)
+    ba.add_argument("--conf", type=float, default=0.35)
+    ba.add_argument("--models", type=Path, default=None, help="models folder (default models/)")
+    ba.add_argument("--quiet", action="store_true", help="no progress bar")
+    _db_arg(ba)
+    ba.set_defaults(func=cmd_batch)
     sc = sub.add_parser("scan", help="photo of a medicine box -> the product(s) its barcode names")
     sc.add_argument("images", nargs="+", type=Path)
     sc.add_argument("--json", action="store_true")

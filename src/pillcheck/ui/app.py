@@ -29,12 +29,13 @@ from gradio.data_classes import FileData
 from gradio.utils import get_upload_folder, is_in_or_equal
 
 from pillcheck import config, images
+from pillcheck.batch import photozip
 from pillcheck.catalog.db import CatalogError, CatalogMissing
 from pillcheck.catalog.status import describe, resolve_codes
 from pillcheck.inference.session import ModelError
 from pillcheck.pipeline import Pipeline, unidentified
 from pillcheck.safety.dur import Profile, check, possible_warnings
-from pillcheck.ui import batch, export, render
+from pillcheck.ui import export, render
 from pillcheck.ui.i18n import DEFAULT, LANGS, bad_photo, input_message, t, term
 from pillcheck.ui.style import CSS
 
@@ -521,7 +522,7 @@ class PillcheckApp:
             return None, render.status_html(t(lang, "bad_age"), "error")
         reports: list[tuple[str, dict | None, str | None]] = []
         try:
-            with batch.PhotoZip(zip_path) as photos:
+            with photozip.PhotoZip(zip_path) as photos:
                 for i, entry in enumerate(photos):
                     progress((i, len(photos)), desc=entry.name)
                     if entry.error:
@@ -540,7 +541,7 @@ class PillcheckApp:
         finally:
             discard_upload(zip_path)
         files = export.write_reports(self.scratch.new_dir(), "pillcheck-batch", reports, self.pipe.catalog.data)
-        return [str(p) for p in files], batch.summary(reports, lang)
+        return [str(p) for p in files], render.batch_summary(reports, lang)
 
     def on_corrections(self, session: dict | None, lang: str) -> tuple[list[str] | None, str]:
         corrections = (session or {}).get("corrections") or []

@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pillcheck.safety.dur import condition_text
+from pillcheck.batch.rows import FIELDS, as_text, report_rows
 from pillcheck.ui.i18n import t
 
-CSV_FIELDS = ["image", "pill", "x1", "y1", "x2", "y2", "detector_confidence", "status", "item_seq", "name", "company",
-              "top_candidates", "warnings", "possible_warnings", "not_checked", "data", "error"]
 LABEL_FIELDS = ["image", "x1", "y1", "x2", "y2", "item_seq", "subset"]  # the evaluation set's labels.csv
 CROP_MARGIN = 0.15
 
@@ -49,43 +47,16 @@ def notice(data: str) -> str:
     return t("en", "demo_banner") if data == "demo" else ""
 
 
-def _warning_text(w: dict) -> str:
-    return f"{w['severity']} {w['type_name']}: {' + '.join(w.get('item_names') or w['items'])} — {w['reason']}"
-
-
-def report_rows(image: str, report: dict | None, error: str | None = None) -> list[dict]:
-    """CSV rows for one photo: one per pill (box, status, top candidates) with the photo's warnings, or one row
-    saying why there are no pills (an error, or none found) so every photo appears in the file."""
-    if report is None:
-        return [{"image": image, "error": error or ""}]
-    warnings = " | ".join(_warning_text(w) for w in report["warnings"])
-    possible = " | ".join(f"{condition_text(e)} ({e['p']:.2f}): {_warning_text(e['warning'])}"
-                          for e in report.get("possible_warnings", []))
-    gaps = " ".join(f"#{i}" for i in report["not_identified"]) + "".join(
-        f" {s}" for s in report["unchecked"] + report["unknown"])
-    common = {"image": image, "warnings": warnings, "possible_warnings": possible, "not_checked": gaps.strip(),
-              "data": report["data"]}
-    rows = []
-    for p in report["pills"]:
-        cands = p["candidates"]
-        chosen = next((c for c in cands if c["item_seq"] == p["item_seq"]), None) if p["item_seq"] else None
-        rows.append({**common, "pill": p["index"], **dict(zip(("x1", "y1", "x2", "y2"), p["box"])),
-                     "detector_confidence": p["confidence"], "status": p["status"], "item_seq": p["item_seq"] or "",
-                     "name": (chosen or {}).get("name") or p.get("name") or "",
-                     "company": (chosen or {}).get("company") or p.get("company") or "",
-                     "top_candidates": " | ".join(f"{c['item_seq']} {c['name']} ({c['score']:.2f})" for c in cands[:3])})
-    return rows or [common]
-
-
 def write_reports(folder: Path, stem: str, reports: list[tuple[str, dict | None, str | None]], data: str) -> list[Path]:
-    """``stem``.csv and ``stem``.json for (image name, report or None, error) triples."""
+    """``stem``.csv (``batch.rows``: a row per pill, per warning, per photo) and ``stem``.json for (image name,
+    report or None, error) triples."""
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = folder / f"{stem}.csv", folder / f"{stem}.json"
     with open(csv_path, "w", newline="", encoding="utf-8-sig") as f:  # BOM: Excel opens Hangul correctly
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
         for image, report, error in reports:
-            writer.writerows(report_rows(image, report, error))
+            writer.writerows(map(as_text, report_rows(image, report, error)))
     payload = {"data": data, "notice": notice(data), "disclaimer": t("en", "disclaimer"),
                "reports": [{"image": image, **(report or {}), **({"error": error} if error else {})}
                            for image, report, error in reports]}

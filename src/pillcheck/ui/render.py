@@ -293,3 +293,15 @@ def banner_html(data: str, lang: str) -> str:
 def status_html(message: str, kind: str = "info") -> str:
     """A one-line message under the photo: progress, counts, or a friendly error (never a traceback)."""
     return f"<div class='pc-status pc-status-{kind}' role='status'>{escape(message)}</div>" if message else ""
+
+
+def batch_summary(reports: list[tuple[str, dict | None, str | None]], lang: str) -> str:
+    """The batch's result in one line that cannot read as 'no problem' when a photo carries a warning: photos
+    checked, those with a serious (or possible serious) warning, those with pills to confirm, files not read.
+    ``reports``: (name, report dict or None, error) per file."""
+    done = [r for _, r, _ in reports if r is not None]
+    danger = sum(1 for r in done if any(map(is_serious, r["warnings"])) or r["possible_warnings"])
+    confirm = sum(1 for r in done if r["not_identified"] or any(p["status"] == "unsure" for p in r["pills"]))
+    text = t(lang, "batch_done", n=len(reports), ok=len(done), danger=danger, confirm=confirm,
+             bad=len(reports) - len(done))
+    return status_html(text, "error" if danger or len(done) < len(reports) else "info")

@@ -12,10 +12,9 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from pillcheck import images
-from pillcheck.ui.i18n import t
-from pillcheck.ui.render import is_serious, status_html
 
 MAX_ENTRIES = 100
 MAX_ENTRY_BYTES = images.MAX_BYTES
@@ -61,7 +60,8 @@ class PhotoZip:
     large unpacked); a problem with one entry is reported on that entry and never stops the batch.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path | BinaryIO) -> None:
+        """``path``: the zip's path, or its bytes as a file object (a batch engine that read the file already)."""
         if not zipfile.is_zipfile(path):
             raise images.InputError("not_zip")
         try:
@@ -106,15 +106,3 @@ class PhotoZip:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def summary(reports: list[tuple[str, dict | None, str | None]], lang: str) -> str:
-    """The batch's result in one line that cannot read as 'no problem' when a photo carries a warning: photos
-    checked, those with a serious (or possible serious) warning, those with pills to confirm, files not read.
-    ``reports``: (name, report dict or None, error) per file."""
-    done = [r for _, r, _ in reports if r is not None]
-    danger = sum(1 for r in done if any(map(is_serious, r["warnings"])) or r["possible_warnings"])
-    confirm = sum(1 for r in done if r["not_identified"] or any(p["status"] == "unsure" for p in r["pills"]))
-    text = t(lang, "batch_done", n=len(reports), ok=len(done), danger=danger, confirm=confirm,
-             bad=len(reports) - len(done))
-    return status_html(text, "error" if danger or len(done) < len(reports) else "info")
