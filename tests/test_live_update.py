@@ -19,7 +19,7 @@ import pytest
 
 from .conftest import MFDS, needs_shared
 from .replay_server import ReplayServer
-from .test_ui import serve_app
+from .test_ui import free_port, serve_app
 
 pytestmark = [needs_shared, pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")]
 DEMO_PAIR = ["999900001", "999900002"]  # 병용금기 in the demo fixture
@@ -89,3 +89,45 @@ def test_killed_update_leaves_the_old_catalog_serving(demo_db, tmp_path, default
         result = client.predict(items=DEMO_PAIR, api_name="/check")
         assert result["data"] == "official" and not result["warnings"]
         assert sorted(result["unknown"]) == DEMO_PAIR  # the demo codes are not official products
+
+
+def test_two_server_processes_share_one_catalog_through_an_update(demo_db, tmp_path):
+    """The recipe for N processes behind a load balancer: two `pillcheck serve` processes on one read-only
+    catalog file; `data update` swaps the file while both serve; each answers from the new one at its next
+    request, without a restart and without an error in between."""
+    from gradio_client import Client
+
+    db = tmp_path / "live.duckdb"
+    shutil.copy(demo_db, db)
+    env = {**os.environ, "PILLCHECK_SERVICE_KEY": "test-key", "PILLCHECK_HOME": str(tmp_path / "home")}
+    ports = [free_port(), free_port()]
+    servers = [subprocess.Popen([sys.executable, "-m", "pillcheck.cli", "serve", "--db", str(db), "--port", str(port),
+                                 "--concurrency", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for port in ports]
+    try:
+        for proc in servers:
+            line = proc.stdout.readline()
+            assert "serving the demo catalog" in line and "(1 analyses at once" in line, line + proc.stderr.read()
+        clients = [Client(f"http://127.0.0.1:{port}/", verbose=False) for port in ports]
+        for client in clients:
+            assert client.predict(items=DEMO_PAIR, api_name="/check")["data"] == "demo"
+        with ReplayServer(MFDS) as srv:
+            env.update(PILLCHECK_API_BASE=srv.base, **srv.file_env)
+            update = subprocess.Popen([sys.executable, "-m", "pillcheck.cli", "data", "update", "--db", str(db),
+                                       "--quiet", "--download-dir", str(tmp_path / "dl"), "--with-dir",
+                                       str(MFDS / "pill_identification")], env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True)
+            seen = set()
+            while update.poll() is None:  # both keep answering while the update downloads and builds
+                seen.update(c.predict(items=DEMO_PAIR, api_name="/check")["data"] for c in clients)
+                time.sleep(0.2)
+            assert update.returncode == 0, update.stderr.read()
+        assert "demo" in seen and seen <= {"demo", "official"}  # answered throughout (the swap may land mid-loop)
+        for client in clients:
+            result = client.predict(items=DEMO_PAIR, api_name="/check")
+            assert result["data"] == "official" and sorted(result["unknown"]) == DEMO_PAIR
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(30)
+

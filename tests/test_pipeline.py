@@ -17,6 +17,7 @@ from pillcheck.pipeline import Pipeline, reading_order
 from pillcheck.safety.dur import Profile
 from pillcheck.training.scenes import table_with_pills
 
+from .conftest import SHARED, needs_shared
 from .test_detector import TOY_CONF
 
 
@@ -148,3 +149,24 @@ def test_a_photo_of_the_other_side_joins_that_pill(demo_db, photo, tmp_path):
         assert out.returncode == 0 and message in json.loads(out.stdout)[0]["error"], out.stdout + out.stderr
     out = run("--other-side", "two")
     assert out.returncode != 0 and "PILL=IMAGE" in out.stderr and "Traceback" not in out.stderr
+
+
+@needs_shared
+def test_concurrent_analyses_answer_as_one_at_a_time(official_db):
+    """`serve --concurrency N` runs analyses in threads over one Pipeline (shared models, catalog indexes, one
+    DuckDB connection's cursors): four real photos analysed four at once give the reports one at a time gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipe = Pipeline(db=official_db)
+    photos = [p.read_bytes() for p in sorted((SHARED / "photos" / "pushin-pill" / "images").glob("*.jpg"))[5::50][:4]]
+
+    def report(data: bytes) -> dict:
+        out = pipe.analyze(data, ["200000913"], Profile(age=70)).to_dict()
+        out.pop("timings_ms")
+        return out
+
+    alone = [report(p) for p in photos]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(report, photos * 2))
+    assert all(r["pills"] for r in alone)
+    assert together == alone * 2

@@ -104,6 +104,8 @@ def run_ray(files: list[tuple[str, Path]], done: set[str], job: Job, address: st
 
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # the command draws its own, per photo
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     todo = [(fid, p) for fid, p in files if inputs.pending(fid, done)]
     if not todo:
         return

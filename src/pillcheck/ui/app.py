@@ -42,6 +42,7 @@ from pillcheck.ui.style import CSS
 log = logging.getLogger(__name__)
 
 INFERENCE = "inference"  # the one concurrency group around the models (a photo, a batch, an API analyze)
+CONCURRENCY = 2  # analyses at once (`serve --concurrency`); measured on 2 cores in bench/bench_serve.py
 MAX_FILE_SIZE = "100mb"  # batch zips; single photos are held to images.MAX_BYTES when read
 # every minute, Gradio's copies older than 2 min go (annotated photos are fetched at once; a report to download
 # is written when asked for): health data does not sit on the server for a quarter of an hour
@@ -219,8 +220,9 @@ class Texts:
 class PillcheckApp:
     """The handlers (one method per user action) and the layout that wires them."""
 
-    def __init__(self, pipeline: Pipeline, secret: str | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, secret: str | None = None, concurrency: int = CONCURRENCY) -> None:
         self.pipe = pipeline
+        self.concurrency = concurrency  # analyses running at once in the inference group
         self.secret = secret or browser_secret()
         self.scratch = export.Scratch()
         self.texts = Texts()
@@ -668,7 +670,7 @@ class PillcheckApp:
 
             view = [banner, status, warnings, result, cards, fix_box, pick, choice, meds_box, summary]
             private = {"api_visibility": "private"}
-            inference = {"concurrency_id": INFERENCE, "concurrency_limit": 1, **private}
+            inference = {"concurrency_id": INFERENCE, "concurrency_limit": self.concurrency, **private}
             # preprocess=False: the photo reaches images.load untouched, so a broken upload gets our message
             photo.change(self.on_photo, [photo, device, lang, conf, iou], [session, *view], preprocess=False,
                          show_progress_on=[status, warnings], **inference)
@@ -702,10 +704,10 @@ class PillcheckApp:
             corr_btn.click(self.on_corrections, [session, lang], [corr_files, corr_status], **private)
             demo.load(self.on_load, [device], [lang, large, age, pregnant, nursing, save_opt, *view], **private)
 
-            gr.api(self.api_analyze, api_name="analyze", concurrency_id=INFERENCE, concurrency_limit=1)
+            gr.api(self.api_analyze, api_name="analyze", concurrency_id=INFERENCE, concurrency_limit=self.concurrency)
             gr.api(self.api_check, api_name="check")
             gr.api(self.api_search, api_name="search")
-            gr.api(self.api_scan, api_name="scan", concurrency_id=INFERENCE, concurrency_limit=1)
+            gr.api(self.api_scan, api_name="scan", concurrency_id=INFERENCE, concurrency_limit=self.concurrency)
         return demo
 
 
@@ -770,7 +772,7 @@ def discard_upload(path: str | Path | None) -> None:
 def launch(demo: gr.Blocks, *, host: str | None = None, port: int | None = None, share: bool = False,
            auth: tuple[str, str] | None = None, quiet: bool = False, prevent_thread_lock: bool = False):
     """Queue (one inference group) and serve: upload size limit, no analytics, no SSR, no MCP."""
-    demo.queue(default_concurrency_limit=4, max_size=64)
+    demo.queue(default_concurrency_limit=4, max_size=128)
     return demo.launch(server_name=host, server_port=port, share=share, auth=auth, max_file_size=MAX_FILE_SIZE,
                        css=CSS, footer_links=["api"], ssr_mode=False, pwa=False, mcp_server=False,
                        enable_monitoring=False, show_error=False, quiet=quiet, prevent_thread_lock=prevent_thread_lock)

@@ -35,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", type=Path, default=None,
                    help=f"catalog database (default: $PILLCHECK_DB, else {config.default_db()})")
     p.add_argument("--models", type=Path, default=None, help=f"models folder (default {config.MODELS_DIR})")
+    p.add_argument("--concurrency", type=int, default=None, metavar="N",
+                   help="analyses at once (default 2: measured best on 2 cores, bench/bench_serve.py)")
+    p.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="threads per analysis (default: cores / N, so N analyses do not oversubscribe the cores)")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -55,6 +59,22 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+def split_cores(concurrency: int | None, threads: int | None, cores: int | None = None) -> tuple[int, int]:
+    """(analyses at once, threads each): N analyses share the cores, unless told otherwise."""
+    from pillcheck.ui.app import CONCURRENCY
+
+    n = max(1, concurrency or CONCURRENCY)
+    return n, max(1, threads or (cores or os.cpu_count() or 1) // n)
+
+
+def use_threads(threads: int) -> None:
+    """Every model session (``session.create_session`` reads $PILLCHECK_THREADS when a model loads) and OpenCV."""
+    import cv2
+
+    os.environ["PILLCHECK_THREADS"] = str(threads)
+    cv2.setNumThreads(threads)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Open the catalog first (a missing one is a one-line error, not a broken page), then serve until Ctrl+C."""
     from pillcheck.pipeline import Pipeline
@@ -62,12 +82,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging()
     from pillcheck.ui.app import PillcheckApp, launch
 
+    concurrency, threads = split_cores(args.concurrency, args.threads or int(os.environ.get("PILLCHECK_THREADS", 0)))
+    use_threads(threads)
     pipe = Pipeline(db=args.db, models_dir=args.models)
     cat = pipe.catalog
-    demo = PillcheckApp(pipe).blocks()
+    demo = PillcheckApp(pipe, concurrency=concurrency).blocks()
     _, local_url, share_url = launch(demo, host=args.host, port=args.port, share=args.share, auth=args.auth,
                                      quiet=True, prevent_thread_lock=True)
-    print(f"pillcheck: serving the {cat.data} catalog {cat.path} at {local_url}", flush=True)
+    print(f"pillcheck: serving the {cat.data} catalog {cat.path} at {local_url} ({concurrency} analyses at once, "
+          f"{threads} threads each)", flush=True)
     if cat.data == "demo":
         print(DEMO_BANNER, flush=True)
     if args.share:
