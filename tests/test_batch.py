@@ -26,11 +26,11 @@ pytestmark = [needs_shared, needs_detector,
               pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword|Deprecat).*")]
 
 
-@pytest.fixture()
-def folder(tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
     """Four real phone photos (two loose, two in a zip beside a text file), a corrupt photo and an empty one."""
     real = sorted(REAL.glob("*.jpg"))[::40][:4]
-    root = tmp_path / "photos"
+    root = tmp_path_factory.mktemp("batch") / "photos"
     (root / "sub").mkdir(parents=True)
     shutil.copy(real[0], root / "a.jpg")
     shutil.copy(real[1], root / "sub" / "b.jpg")
@@ -66,9 +66,17 @@ def canonical(rows: list[dict]) -> list[str]:
     return sorted(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in rows)
 
 
-def test_local_rows_resume_and_errors(official_db, folder, tmp_path):
+@pytest.fixture(scope="module")
+def local_run(official_db, folder, tmp_path_factory) -> tuple[command.Summary, Path]:
+    """The folder through the local engine, once for the module."""
+    out = tmp_path_factory.mktemp("local") / "out.csv"
+    return command.run([str(folder)], out, job(official_db), progress=False), out
+
+
+def test_local_rows_resume_and_errors(official_db, folder, local_run, tmp_path):
+    first, done = local_run
     out = tmp_path / "out.csv"
-    first = command.run([str(folder)], out, job(official_db), progress=False)
+    shutil.copy(done, out)
     rows = read(out)
     photos = [r for r in rows if r["row"] == "photo"]
     ids = {r["image"] for r in photos}
@@ -123,14 +131,14 @@ def test_parquet_jsonl_globs_and_bad_outputs(official_db, folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_engine_gives_the_local_rows(official_db, folder, tmp_path):
+def test_ray_engine_gives_the_local_rows(official_db, folder, local_run, tmp_path):
     ray = pytest.importorskip("ray", reason="the [scale] extra (Ray) is not installed")
-    local = command.run([str(folder)], tmp_path / "local.csv", job(official_db), progress=False)
+    local, local_out = local_run
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         remote = command.run([str(folder)], tmp_path / "ray.jsonl", job(official_db), engine="ray", progress=False)
         assert remote.photos == local.photos == 7
-        assert canonical(read(tmp_path / "ray.jsonl")) == canonical(read(tmp_path / "local.csv"))
+        assert canonical(read(tmp_path / "ray.jsonl")) == canonical(read(local_out))
         assert command.run([str(folder)], tmp_path / "ray.jsonl", job(official_db), engine="ray",
                            progress=False).photos == 0  # resumed on Ray too
     finally:

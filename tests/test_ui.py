@@ -384,8 +384,8 @@ def test_serve_command_arguments():
 
 
 def test_blocks_settings(demo_db):
-    """Rear camera, not mirrored; personal state in the browser; one inference group; private UI events."""
-    from pillcheck.ui.app import DELETE_CACHE, INFERENCE
+    """Rear camera, not mirrored; personal state in the browser; one inference group of CONCURRENCY; private UI events."""
+    from pillcheck.ui.app import CONCURRENCY, DELETE_CACHE, INFERENCE
 
     demo = PillcheckApp(Pipeline(db=demo_db), secret=SECRET).blocks()
     config_ = demo.get_config_file()
@@ -399,7 +399,7 @@ def test_blocks_settings(demo_db):
     assert {n for n, f in fns.items() if f.concurrency_id == INFERENCE} == {
         "on_photo", "on_rerun", "on_other_side", "on_batch", "analyze", "scan",
         "on_add_pill", "on_meds_edit", "on_undo", "on_add_med", "on_scan"}  # the list names the pills: it runs the models
-    assert all(fns[n].concurrency_limit == 1 for n in ("on_photo", "analyze"))
+    assert all(fns[n].concurrency_limit == CONCURRENCY for n in ("on_photo", "analyze"))
     assert {n for n, f in fns.items() if f.api_visibility == "public"} == {"analyze", "check", "search", "scan"}
     assert demo.delete_cache == DELETE_CACHE
 

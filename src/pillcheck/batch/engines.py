@@ -110,15 +110,17 @@ def run_ray(files: list[tuple[str, Path]], done: set[str], job: Job, address: st
     if not todo:
         return
     resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
-    size = actors or gpus or max(1, int(resources.get("CPU", 1)))
-    threads = max(1, int(resources.get("CPU", 1)) // size) if gpus else 1
+    cpus, gpus = resources.get("CPU", 1), int(resources.get("GPU", 0))
+    size = actors or gpus or max(1, int(cpus))
+    threads = max(1, int(cpus) // size) if gpus else 1
+    # more actors than cores (--actors): each asks for its share, or those beyond the cores would never start
+    cores = 1 if gpus else min(1.0, cpus / size)
     ids = {str(p.resolve()): fid for fid, p in todo}
     # Reading and unzipping are I/O: they ask for no core, or the actors holding every core would starve them.
     ds = ray.data.read_binary_files([str(p.resolve()) for _, p in todo], include_paths=True,
                                     ray_remote_args={"num_cpus": 0})
     ds = ds.flat_map(_exploder(ids, done), num_cpus=0)
     ds = ds.map_batches(RayAnalyzer, fn_constructor_kwargs={"job": job, "threads": threads}, batch_size=1,
-                        concurrency=size, num_cpus=threads if not gpus else 1, num_gpus=1 if gpus else 0)
+                        concurrency=size, num_cpus=cores, num_gpus=1 if gpus else 0)
     for row in ds.iter_rows():
         yield json.loads(row["rows"])
