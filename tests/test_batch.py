@@ -83,7 +83,7 @@ def test_local_rows_resume_and_errors(official_db, folder, local_run, tmp_path):
     zid = f"{folder / 'box.zip'}{inputs.ZIP_SEP}"
     assert ids == {str(folder / "a.jpg"), str(folder / "sub" / "b.jpg"), zid + "inner/c.jpg", zid + "d.jpg",
                    zid + "notes.txt", str(folder / "broken.jpg"), str(folder / "empty.png")}
-    assert first.photos == 7 and first.errors == 3 and first.skipped == 0
+    assert first.photos == 7 and first.errors == 3 and first.before == 0
     errors = {r["image"]: r["error"] for r in photos if r["error"]}
     assert "cannot be decoded" in errors[str(folder / "broken.jpg")]
     assert "empty" in errors[str(folder / "empty.png")] and "extension" in errors[zid + "notes.txt"]
@@ -95,7 +95,7 @@ def test_local_rows_resume_and_errors(official_db, folder, local_run, tmp_path):
 
     # a rerun skips what is done
     again = command.run([str(folder)], out, job(official_db), progress=False)
-    assert again.photos == 0 and again.skipped == 7 and read(out) == rows
+    assert again.photos == 0 and again.before == 7 and read(out) == rows
     # a run killed in the middle of a photo: that photo's half-written rows go, it is analysed again, nothing else
     text = out.read_text(encoding="utf-8-sig")
     last = str(folder / "sub" / "b.jpg")
@@ -103,7 +103,7 @@ def test_local_rows_resume_and_errors(official_db, folder, local_run, tmp_path):
     cut = [line for line in lines if not (line.startswith(last + ",photo") or line.startswith(last + ",warning"))]
     out.write_text("\ufeff" + "".join(cut) + lines[1][:25], encoding="utf-8")  # and a torn last line
     resumed = command.run([str(folder)], out, job(official_db), progress=False)
-    assert resumed.photos == 1 and resumed.skipped == 6
+    assert resumed.photos == 1 and resumed.before == 6
     assert canonical(read(out)) == canonical(rows)
 
 

@@ -16,7 +16,7 @@ from pillcheck.training.scenes import table_with_pills
 
 from .test_ui import needs_detector, serve_app
 
-SESSIONS, REQUESTS = 20, 10  # 200 analyses behind one inference slot: ~2 min on 2 cores
+SESSIONS, REQUESTS = 20, 10  # 200 analyses, CONCURRENCY at a time: ~2 min on 2 cores
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")]
 
 
@@ -56,5 +56,5 @@ def test_concurrent_sessions_all_answered(demo_db, tmp_path):
     assert len(latencies) == SESSIONS * REQUESTS  # every request answered, none raised
     p50, p95 = statistics.median(latencies), latencies[int(0.95 * (len(latencies) - 1))]
     print(f"\nload: {len(latencies)} analyze requests from {SESSIONS} sessions in {wall:.0f} s; "
-          f"latency p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (queued behind one inference slot)")
+          f"latency p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (queued, CONCURRENCY analyses at a time)")
     assert not list(Path(get_upload_folder()).rglob("load-*.png")), "an uploaded photo was left on disk"

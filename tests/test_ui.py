@@ -573,14 +573,17 @@ def test_app_py_serves_with_login_and_share_falls_back(demo_db):
         proc.wait(timeout=20)
 
 
-def test_concurrency_setting_reaches_every_model_handler(demo_db):
+def test_concurrency_setting_reaches_every_model_handler(demo_db, monkeypatch):
     """`serve --concurrency N`: every handler that runs the models (photo, batch, API analyze/scan) shares one
     group of N; threads per analysis split the cores so N analyses never oversubscribe them."""
     from pillcheck.ui.serve import split_cores
 
+    monkeypatch.delenv("PILLCHECK_THREADS", raising=False)
     demo = PillcheckApp(Pipeline(db=demo_db), secret=SECRET, concurrency=3).blocks()
     groups = {(f.concurrency_id, f.concurrency_limit) for f in demo.fns.values() if f.concurrency_id == "inference"}
     named = {f.api_name for f in demo.fns.values() if f.concurrency_id == "inference"}
     assert groups == {("inference", 3)} and {"analyze", "scan"} <= named
     assert split_cores(None, None, cores=2) == (2, 1) and split_cores(1, None, cores=2) == (1, 2)
     assert split_cores(4, None, cores=2) == (4, 1) and split_cores(2, 3, cores=16) == (2, 3)
+    monkeypatch.setenv("PILLCHECK_THREADS", "4")
+    assert split_cores(2, None, cores=2) == (2, 4) and split_cores(2, 1, cores=2) == (2, 1)  # --threads first

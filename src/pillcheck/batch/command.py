@@ -16,14 +16,14 @@ ENGINES = ("local", "ray")
 @dataclass
 class Summary:
     photos: int  # analysed in this run
-    skipped: int  # already in the output (a resumed run)
+    before: int  # photos already complete in the output when the run began (a resumed run skips them)
     errors: int  # photos of this run that could not be used
     seconds: float
 
     def line(self, out: Path) -> str:
         rate = f", {self.photos / self.seconds:.2f} photos/s" if self.photos and self.seconds else ""
         return (f"{self.photos} photos analysed in {self.seconds:.1f} s{rate} ({self.errors} could not be used; "
-                f"{self.skipped} already in {out.name}, skipped) -> {out}")
+                f"{self.before} were already in {out.name}) -> {out}")
 
 
 def run(sources: list[str], out: Path, job: engines.Job, engine: str = "local", address: str | None = None,
@@ -33,12 +33,11 @@ def run(sources: list[str], out: Path, job: engines.Job, engine: str = "local", 
 
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: {' or '.join(ENGINES)}")
-    files = [(str(p), p) for p in inputs.files(sources)]
+    files = inputs.files(sources)
     t0 = time.perf_counter()
     with Output(out) as output:
-        skipped = len(output.done)
-        total = inputs.count(files, output.done)
-        done = set(output.done)
+        before, total = len(output.done), inputs.count(files, output.done)
+        done = set(output.done)  # what to skip: fixed when the run starts (Ray ships it to its tasks)
         stream = (engines.run_local(files, done, job) if engine == "local"
                   else engines.run_ray(files, done, job, address=address, actors=actors))
         photos = errors = 0
@@ -48,4 +47,4 @@ def run(sources: list[str], out: Path, job: engines.Job, engine: str = "local", 
                 photos += 1
                 errors += bool(rows[-1]["error"])
                 bar.update()
-    return Summary(photos, skipped, errors, time.perf_counter() - t0)
+    return Summary(photos, before, errors, time.perf_counter() - t0)

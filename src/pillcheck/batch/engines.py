@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,14 +55,14 @@ def analyze_rows(pipe, photo: inputs.Photo, job: Job) -> list[dict]:
     return report_rows(photo.id, report.to_dict())
 
 
-def run_local(files: list[tuple[str, Path]], done: set[str], job: Job) -> Iterator[list[dict]]:
-    """Each photo's rows, in input order. ``files``: (file id as given, path)."""
+def run_local(files: list[Path], done: set[str], job: Job) -> Iterator[list[dict]]:
+    """Each photo's rows, in input order."""
     from pillcheck.pipeline import Pipeline
 
     pipe = Pipeline(db=job.db, models_dir=job.models_dir)
-    for file_id, path in files:
-        if inputs.pending(file_id, done):
-            for photo in inputs.photos(file_id, None, done, path):
+    for path in files:
+        if inputs.pending(str(path), done):
+            for photo in inputs.photos(str(path), None, done):
                 yield analyze_rows(pipe, photo, job)
 
 
@@ -71,12 +70,10 @@ class RayAnalyzer:
     """A Ray actor: one Pipeline, loaded once, for every batch of photos it is given."""
 
     def __init__(self, job: Job, threads: int) -> None:
-        import cv2
-
+        from pillcheck.inference.session import use_threads
         from pillcheck.pipeline import Pipeline
 
-        os.environ["PILLCHECK_THREADS"] = str(threads)  # read when the models load, below, on first use
-        cv2.setNumThreads(threads)
+        use_threads(threads)  # before the models load (on the first photo)
         self.job, self.pipe = job, Pipeline(db=job.db, models_dir=job.models_dir)
 
     def __call__(self, batch: dict) -> dict:
@@ -84,7 +81,7 @@ class RayAnalyzer:
         for pid, data, error in zip(batch["id"], batch["data"], batch["error"]):
             photo = inputs.Photo(str(pid), None if error else bytes(data), str(error) or None)
             out.append(json.dumps(analyze_rows(self.pipe, photo, self.job), ensure_ascii=False))
-        return {"id": list(batch["id"]), "rows": out}
+        return {"rows": out}
 
 
 def _exploder(ids: dict[str, str], done: set[str]) -> Callable[[dict], list[dict]]:
@@ -96,7 +93,7 @@ def _exploder(ids: dict[str, str], done: set[str]) -> Callable[[dict], list[dict
     return explode
 
 
-def run_ray(files: list[tuple[str, Path]], done: set[str], job: Job, address: str | None = None,
+def run_ray(files: list[Path], done: set[str], job: Job, address: str | None = None,
             actors: int | None = None) -> Iterator[list[dict]]:
     """Each photo's rows as the actors finish them (any order). A local Ray with this machine's cores unless
     ``address`` names a cluster (whose nodes need pillcheck, the catalog file and the models at the same paths)."""
@@ -106,7 +103,7 @@ def run_ray(files: list[tuple[str, Path]], done: set[str], job: Job, address: st
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().enable_progress_bars = False  # the command draws its own, per photo
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    todo = [(fid, p) for fid, p in files if inputs.pending(fid, done)]
+    todo = [p for p in files if inputs.pending(str(p), done)]
     if not todo:
         return
     resources = ray.cluster_resources()
@@ -115,9 +112,9 @@ def run_ray(files: list[tuple[str, Path]], done: set[str], job: Job, address: st
     threads = max(1, int(cpus) // size) if gpus else 1
     # more actors than cores (--actors): each asks for its share, or those beyond the cores would never start
     cores = 1 if gpus else min(1.0, cpus / size)
-    ids = {str(p.resolve()): fid for fid, p in todo}
+    ids = {str(p.resolve()): str(p) for p in todo}  # Ray names the files by their absolute paths
     # Reading and unzipping are I/O: they ask for no core, or the actors holding every core would starve them.
-    ds = ray.data.read_binary_files([str(p.resolve()) for _, p in todo], include_paths=True,
+    ds = ray.data.read_binary_files(list(ids), include_paths=True,
                                     ray_remote_args={"num_cpus": 0})
     ds = ds.flat_map(_exploder(ids, done), num_cpus=0)
     ds = ds.map_batches(RayAnalyzer, fn_constructor_kwargs={"job": job, "threads": threads}, batch_size=1,

@@ -59,12 +59,12 @@ def is_zip(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".zip"
 
 
-def photos(file_id: str, data: bytes | None, done: frozenset[str] | set[str] = frozenset(),
-           path: Path | None = None) -> Iterator[Photo]:
-    """The photos in one file (its bytes, or read here from ``path``), skipping the ids in ``done``."""
+def photos(file_id: str, data: bytes | None, done: frozenset[str] | set[str] = frozenset()) -> Iterator[Photo]:
+    """The photos in the file ``file_id`` (a path as given; its bytes, or None to read it here), skipping the
+    ids in ``done``."""
     if is_zip(file_id):
         try:
-            with PhotoZip(io.BytesIO(data) if data is not None else path or file_id) as archive:
+            with PhotoZip(io.BytesIO(data) if data is not None else file_id) as archive:
                 for entry in archive:
                     pid = f"{file_id}{ZIP_SEP}{entry.name}"
                     if pid not in done:
@@ -77,7 +77,7 @@ def photos(file_id: str, data: bytes | None, done: frozenset[str] | set[str] = f
         return
     if data is None:
         try:
-            data = read(Path(path or file_id))
+            data = read(Path(file_id))
         except images.InputError as exc:
             yield Photo(file_id, None, str(exc))
             return
@@ -97,10 +97,11 @@ def pending(file_id: str, done: set[str]) -> bool:
     return is_zip(file_id) or file_id not in done
 
 
-def count(files: list[tuple[str, Path]], done: set[str]) -> int:
+def count(files: list[Path], done: set[str]) -> int:
     """How many photos are left to analyse (for the progress bar): a zip is opened, not read."""
     n = 0
-    for file_id, path in files:
+    for path in files:
+        file_id = str(path)
         if not is_zip(file_id):
             n += file_id not in done
             continue

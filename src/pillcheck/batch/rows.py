@@ -14,7 +14,6 @@ FIELDS = ["image", "row", "pill", "x1", "y1", "x2", "y2", "detector_confidence",
           "company", "top_candidates", "severity", "warning", "pills", "found", "not_checked", "advice", "data", "error"]
 INTS = ("pill", "found")  # typed columns (Parquet); the rest are text
 FLOATS = ("x1", "y1", "x2", "y2", "detector_confidence")
-KINDS = ("pill", "warning", "possible", "photo")
 
 
 def warning_text(w: dict) -> str:

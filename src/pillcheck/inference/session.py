@@ -18,6 +18,7 @@ import onnxruntime as ort
 log = logging.getLogger(__name__)
 
 PREFERENCE = ("CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider")
+_threads: int | None = None  # use_threads: the process's threads per model run (else $PILLCHECK_THREADS, else all)
 
 
 class ModelError(RuntimeError):
@@ -34,13 +35,28 @@ def providers(requested: list[str] | None = None) -> list[str]:
     return chosen or ["CPUExecutionProvider"]
 
 
+def env_threads() -> int | None:
+    """$PILLCHECK_THREADS, when set."""
+    return int(os.environ.get("PILLCHECK_THREADS", 0)) or None
+
+
+def use_threads(threads: int) -> None:
+    """Threads per model run for the models this process loads from now on, and for OpenCV: a server running N
+    analyses at once, or a Ray actor given one core, so they do not oversubscribe the cores."""
+    import cv2
+
+    global _threads
+    _threads = threads
+    cv2.setNumThreads(threads)
+
+
 def create_session(path: Path, *, threads: int | None = None, requested: list[str] | None = None) -> ort.InferenceSession:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path} (train it with `pillcheck train ...` or restore models/)")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads or int(os.environ.get("PILLCHECK_THREADS", 0)) or (os.cpu_count() or 1)
+    opts.intra_op_num_threads = threads or _threads or env_threads() or (os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
     # Three models take turns with numpy work in between: idle threads spinning for the next run would take
     # the cores from whichever model or numpy step runs next (measured: the imprint reads took ~2x longer).

@@ -60,29 +60,24 @@ def configure_logging() -> None:
 
 
 def split_cores(concurrency: int | None, threads: int | None, cores: int | None = None) -> tuple[int, int]:
-    """(analyses at once, threads each): N analyses share the cores, unless told otherwise."""
+    """(analyses at once, threads each): N analyses share the cores, unless told otherwise (--threads, else
+    $PILLCHECK_THREADS)."""
+    from pillcheck.inference.session import env_threads
     from pillcheck.ui.app import CONCURRENCY
 
     n = max(1, concurrency or CONCURRENCY)
-    return n, max(1, threads or (cores or os.cpu_count() or 1) // n)
-
-
-def use_threads(threads: int) -> None:
-    """Every model session (``session.create_session`` reads $PILLCHECK_THREADS when a model loads) and OpenCV."""
-    import cv2
-
-    os.environ["PILLCHECK_THREADS"] = str(threads)
-    cv2.setNumThreads(threads)
+    return n, max(1, threads or env_threads() or (cores or os.cpu_count() or 1) // n)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Open the catalog first (a missing one is a one-line error, not a broken page), then serve until Ctrl+C."""
+    from pillcheck.inference.session import use_threads
     from pillcheck.pipeline import Pipeline
 
     configure_logging()
     from pillcheck.ui.app import PillcheckApp, launch
 
-    concurrency, threads = split_cores(args.concurrency, args.threads or int(os.environ.get("PILLCHECK_THREADS", 0)))
+    concurrency, threads = split_cores(args.concurrency, args.threads)
     use_threads(threads)
     pipe = Pipeline(db=args.db, models_dir=args.models)
     cat = pipe.catalog
