@@ -7,6 +7,7 @@ photo test needs models/detector.onnx and the shared photos, and skips without t
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import json
@@ -132,10 +133,19 @@ def test_photo_then_correction_rechecks_at_once(two_pills, tmp_path):
     assert tap(0.7 * 320, 0.7 * 240)[0]["value"] == 2 and tap(5, 230)[0] == {"__type__": "update"}  # no pill there
     assert "id='pc-card-2'" in view[CARDS]  # what the page scrolls to
     assert [v for _, v in view[CHOICE]["choices"]] == ["999900003", "999900002"]
+    assert "data-pill='2' data-seq='999900002'" in view[CARDS]  # the card's own buttons (CARD_JS sends the tap)
+    same = two_pills.on_card_choice(copy.deepcopy(session), {}, "en",
+                                    gr.SelectData(None, {"index": 2, "value": "999900002"}))
     session, device, *view = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "en")
+    assert all(same[2 + k] == view[k] for k in (WARNINGS, CARDS, SUMMARY))  # a tap == the picker
     assert device["history"] == ["999900002"]  # remembered on the device as one of this person's products
     assert "Danger · 병용금기" in view[WARNINGS] and "#1 [데모]데모코나졸" in view[WARNINGS]
     assert "Chosen by you" in view[CARDS] and "1 corrections collected" in view[STATUS]
+    assert "1 new warning" in view[STATUS] and "pc-status-alert" in view[STATUS]  # raised by the choice: said
+    _, _, *again = two_pills.on_choose(session, 2, "999900002", device, "en")
+    assert "new warning" not in again[STATUS] and "Pill #2: set to" in again[STATUS]  # nothing new the second time
+    odd = two_pills.on_card_choice(session, device, "en", gr.SelectData(None, {"index": "x", "value": None}))
+    assert odd[0] is session and "Chosen by you" in odd[2 + CARDS]  # not a button's data: nothing changes
     report = two_pills.evaluate(session, device_of({}), "en").report()
     assert report["not_identified"] == [] and report["warnings"][0]["severity"] == "critical"
     session, *view = two_pills.on_rerun(session, None, "ko", 0.5, 0.45)  # the advanced sliders: detect again
@@ -302,6 +312,16 @@ def test_render_pieces():
                                                            "company": "c"}], "imprint_read": ""}], {}, "en")
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "Not sure" in html and ">7<" in html
     assert "Turn the pill over" in html  # one side seen, not named: ask for the other
+    # each candidate is a button on the card: what was tapped rides in data-*, the photo only from the MFDS site
+    cands = [{"item_seq": f"{i}", "name": f"P{i}", "score": 0.3} for i in range(5)]
+    info = {"0": {"image_url": "https://nedrug.mfds.go.kr/pbp/cmn/itemImageDownload/1", "imprint": "AB",
+                  "shape": "원형", "colour": "하양"}, "1": {"image_url": "javascript:alert(1)"}}
+    html = render.cards_html([{**pills[0], "candidates": cands, "imprint_read": ""}], info, "en")
+    assert html.count("class='pc-cand'") == render.CARD_CHOICES and "data-pill='7' data-seq='0'" in html
+    assert "src='https://nedrug.mfds.go.kr/pbp/cmn/itemImageDownload/1'" in html and "referrerpolicy='no-referrer'" in html
+    assert html.count("<img") == 1 and "javascript" not in html and "AB · round · white" in html
+    assert "pc-cand" not in render.cards_html([{**pills[0], "status": "sure", "item_seq": "0", "candidates": cands}],
+                                              info, "en")
     both = render.cards_html([{**pills[0], "candidates": [], "imprint_read": "DK // 10"}], {}, "en")
     assert "Turn the pill over" not in both
     check_ = {"warnings": [{"severity": "caution", "kind": "SPLIT", "type_name": "분할주의", "items": ["a"],

@@ -133,10 +133,17 @@ def test_phone_choose_a_pill_and_remember_medications(demo_db, phone, tmp_path):
         page.wait_for_function("document.querySelector('#pc-pick label.selected')?.innerText.includes('#1')")
         page.wait_for_function("(() => { const r = document.getElementById('pc-card-1').getBoundingClientRect();"
                                " return r.top >= 0 && r.bottom <= window.innerHeight; })()")
-        page.locator("#pc-pick label", has_text="#2").click()
-        page.locator("#pc-choice label", has_text="999900002").click()
+        # pill #2's card offers its candidates as buttons: tapping one confirms it; the new critical warning it
+        # raises is said in the status, which is scrolled into view (the warnings are far above the card)
+        button = page.locator("#pc-card-2 button.pc-cand[data-seq='999900002']")
+        assert "데모스타틴" in button.inner_text() and button.bounding_box()["height"] >= 44
+        button.click()
         wait_text(page, "#pc-warnings", "병용금기")
         wait_text(page, "#pc-cards", "직접 선택함")
+        wait_text(page, "#pc-status", "새 경고 1건")
+        page.wait_for_function("(() => { const r = document.querySelector('#pc-status .pc-status-alert')"
+                               "?.getBoundingClientRect(); return r && r.top >= 0 && r.bottom <= window.innerHeight; })()")
+        assert not page.locator("#pc-card-2 button.pc-cand").count()  # confirmed: nothing left to choose
         assert no_sideways_scroll(page)
         page.screenshot(path=str(tmp_path / "phone-corrected.png"), full_page=True)
 

@@ -43,7 +43,8 @@ def gtin13(code: str) -> str | None:
 _DESCRIBE = """
 SELECT i.item_seq, i.item_name, i.entp_name, i.etc_otc,
        any_value(concat_ws(' / ', nullif(a.print_front, ''), nullif(a.print_back, ''))), any_value(a.shape),
-       any_value(concat_ws(', ', nullif(a.color_front, ''), nullif(a.color_back, '')))
+       any_value(concat_ws(', ', nullif(a.color_front, ''), nullif(a.color_back, ''))),
+       any_value(a.image_url) FILTER (WHERE a.image_url LIKE 'https://nedrug.mfds.go.kr/%')
 FROM items i LEFT JOIN appearance a USING (item_seq)
 WHERE i.item_seq IN (SELECT unnest(?::VARCHAR[]))
 GROUP BY ALL
@@ -51,12 +52,13 @@ GROUP BY ALL
 
 
 def describe(con: duckdb.DuckDBPyConnection, seqs: list[str]) -> dict[str, dict]:
-    """Name, company, Rx/OTC and what the pill looks like (imprint, shape, colour), to hold against a pill."""
+    """Name, company, Rx/OTC and what the pill looks like (imprint, shape, colour, the official photo's address:
+    only on the MFDS site, which the person's browser loads it from), to hold against a pill."""
     seqs = list(dict.fromkeys(str(s) for s in seqs if s))
     if not seqs:
         return {}
     return {r[0]: {"item_seq": r[0], "name": r[1], "company": r[2], "etc_otc": r[3], "imprint": r[4] or "",
-                   "shape": r[5], "colour": r[6]} for r in con.execute(_DESCRIBE, [seqs]).fetchall()}
+                   "shape": r[5], "colour": r[6], "image_url": r[7]} for r in con.execute(_DESCRIBE, [seqs]).fetchall()}
 
 
 class BarcodeError(ValueError):

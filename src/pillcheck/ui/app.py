@@ -62,6 +62,12 @@ WEBCAM = gr.WebcamOptions(mirror=False,  # imprints must read the right way roun
 SCROLL_TO_CARD = ("(n) => { document.getElementById('pc-card-' + n)?.scrollIntoView({block: 'center'}); "
                   "return []; }")
 LARGE_JS = "(on) => { document.documentElement.classList.toggle('pc-large', !!on); return []; }"
+# a tap on a candidate button of a card (render.candidate_button) is the cards' select event: (pill, product)
+CARD_JS = ("element.addEventListener('click', (e) => { const b = e.target.closest('button.pc-cand'); "
+           "if (b) trigger('select', {index: Number(b.dataset.pill), value: b.dataset.seq}); });")
+# a choice that raised a new serious warning brings it into view (the person may be far below it)
+SHOW_NEW_WARNING = ("() => { document.querySelector('#pc-status .pc-status-alert')"
+                    "?.scrollIntoView({block: 'start', behavior: 'smooth'}); return []; }")
 
 def browser_secret() -> str:
     """The key BrowserState encrypts with. It must survive restarts, or every saved medication list becomes
@@ -184,6 +190,11 @@ class Evaluation:
     data: str
     problem: str = ""
     possible: list[dict] = field(default_factory=list)  # what the pills not identified could mean
+
+    @property
+    def serious(self) -> set[tuple]:
+        """The serious warnings, each as (type, products): to tell which ones a change has just raised."""
+        return {(w["kind"], tuple(w["items"])) for w in (self.check or {}).get("warnings", []) if render.is_serious(w)}
 
     @property
     def not_identified(self) -> list[int]:
@@ -412,16 +423,29 @@ class PillcheckApp:
         pill = next((p for p in (session or {}).get("pills", []) if p["index"] == pick), None)
         if pill is None or not seq:
             return [session, device, *self.view(session, device, lang, pick=pick)]
+        before = self.evaluate(session, device, lang).serious
         device = {**device, "history": list(dict.fromkeys([seq, *device["history"]]))[:MAX_HISTORY]}
         chosen = self.info([seq]).get(seq, {})
         pill.update(status="confirmed", item_seq=seq, name=chosen.get("name"), company=chosen.get("company"))
-        message = ""
+        messages, kind = [t(lang, "chosen", n=pick, name=chosen.get("name") or seq)], "info"
+        new = len(self.evaluate(session, device, lang).serious - before)
+        if new:  # the warning is above, maybe screens away: say so here, and SHOW_NEW_WARNING scrolls to it
+            messages.append(t(lang, "new_warnings", n=new))
+            kind = "alert"
         if device.get("save_corrections"):
             jpeg, box = export.crop_example(images.load(session["photo"]), pill["box"])
             kept = [c for c in session["corrections"] if c["pill"] != pick]
             session["corrections"] = [*kept, {"pill": pick, "jpeg": jpeg, "box": box, "item_seq": seq}]
-            message = t(lang, "corr_saved", n=len(session["corrections"]))
-        return [session, device, *self.view(session, device, lang, message, pick=pick)]
+            messages.append(t(lang, "corr_saved", n=len(session["corrections"])))
+        return [session, device, *self.view(session, device, lang, " ".join(messages), kind, pick=pick)]
+
+    def on_card_choice(self, session: dict | None, device: Any, lang: str, evt: gr.SelectData) -> list:
+        """A candidate tapped on a pill's card (CARD_JS): the same as choosing it in the picker."""
+        try:
+            pick, seq = int(evt.index), str(evt.value or "")
+        except (TypeError, ValueError):  # not a candidate button's data: nothing changes
+            return [session, device_of(device), *self.view(session, device_of(device), lang)]
+        return self.on_choose(session, pick, seq, device, lang)
 
     # ------------------------------------------------------------------ handlers: my medications, profile, prefs
     def with_meds(self, device: dict, meds: list[str], session: dict | None, lang: str, message: str = "",
@@ -618,7 +642,7 @@ class PillcheckApp:
                                elem_id="pc-photo"), label="photo", placeholder="photo_placeholder")
             result = L(gr.Image(label=t(ko, "result"), interactive=False, visible=False, format="jpeg",
                                 buttons=["fullscreen"], elem_id="pc-result"), label="result")
-            cards = gr.HTML(elem_id="pc-cards")
+            cards = gr.HTML(elem_id="pc-cards", js_on_load=CARD_JS)
             with gr.Column(visible=False, elem_id="pc-fix") as fix_box:
                 L(gr.Markdown(heading("fix_title")(ko)), value=heading("fix_title"))
                 pick = L(gr.Radio([], label=t(ko, "pick"), elem_id="pc-pick"), label="pick")
@@ -681,7 +705,10 @@ class PillcheckApp:
             other_side.upload(self.on_other_side, [other_side, session, pick, device, lang, conf, iou],
                               [session, *view, other_side], preprocess=False, show_progress_on=[status], **inference)
             fix_search.change(self.on_fix_search, [fix_search, session, pick, lang], [choice], **private)
-            choice.input(self.on_choose, [session, pick, choice, device, lang], [session, device, *view], **private)
+            choice.input(self.on_choose, [session, pick, choice, device, lang], [session, device, *view],
+                         **private).then(None, None, None, js=SHOW_NEW_WARNING)
+            cards.select(self.on_card_choice, [session, device, lang], [session, device, *view], **private).then(
+                None, None, None, js=SHOW_NEW_WARNING)
             # the list names the pills too: a change names the photo's pills again (the models run: inference)
             add_pill.click(self.on_add_pill, [session, pick, device, lang], [device, session, *view], **inference)
             meds_box.input(self.on_meds_edit, [meds_box, device, session, lang], [device, session, *view, undo],

@@ -124,6 +124,24 @@ def _row(label: str, value: str, cls: str = "") -> str:
     return f"<div class='pc-row {cls}'><span>{escape(label)}</span><b>{escape(value)}</b></div>" if value else ""
 
 
+CARD_CHOICES = 3  # candidates a card offers to tap; the picker below the cards has 5 and a search
+
+
+def candidate_button(index: int, c: dict, lang: str) -> str:
+    """One product a pill may be, as a button on its card: the official photo (loaded by the person's browser from
+    the MFDS site, never through the server), name, imprint, shape and colour, how likely. ``data-pill`` and
+    ``data-seq`` say what was tapped (CARD_JS)."""
+    looks = " · ".join(x for x in (c.get("imprint") or "", term(lang, c.get("shape")), term(lang, c.get("colour"))) if x)
+    url = c.get("image_url") or ""
+    img = (f"<img src='{escape(url)}' alt='' loading='lazy' referrerpolicy='no-referrer' width='64' height='64'>"
+           if url.startswith("https://nedrug.mfds.go.kr/") else "")
+    likely = confidence_word(c["score"], lang, sure=False) if c.get("score") is not None else ""
+    return (f"<button type='button' class='pc-cand' data-pill='{index}' data-seq='{escape(c['item_seq'])}'>{img}"
+            f"<span class='pc-cand-text'><b>{escape(c.get('name') or c['item_seq'])}</b>"
+            f"<small>{escape(looks)}</small><small>{escape(c.get('company') or '')}"
+            f"{' · ' + escape(likely) if likely else ''}</small></span></button>")
+
+
 def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
     """One card per pill: number, name, company, imprint read, shape/colour, confidence in words, Rx/OTC."""
     if not pills:
@@ -157,9 +175,10 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
                       "pc-recall") for r in (prod or {}).get("recalls", [])]
         choices = ""
         if status in ("unsure", "unknown") and p["candidates"]:
-            items = "".join(f"<li>{escape(c['name'])} <small>· {escape(c.get('company') or '')} · "
-                            f"{confidence_word(c['score'], lang, sure=False)}</small></li>" for c in p["candidates"][:3])
-            choices = f"<div class='pc-choices'><span>{escape(t(lang, 'top_choices'))}</span><ol>{items}</ol></div>"
+            buttons = "".join(candidate_button(int(p["index"]), {**c, **info.get(c["item_seq"], {})}, lang)
+                              for c in p["candidates"][:CARD_CHOICES])
+            choices = (f"<div class='pc-choices' role='group' aria-label='{escape(t(lang, 'top_choices'))}'>"
+                       f"<span>{escape(t(lang, 'top_choices'))}</span>{buttons}</div>")
         if status in ("unsure", "unknown") and " // " not in (p.get("imprint_read") or ""):  # one side seen so far
             choices += f"<p class='pc-turn'>{escape(t(lang, 'turn_over'))}</p>"
         cards.append(

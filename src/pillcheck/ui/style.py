@@ -78,7 +78,16 @@ html .main.fillable { padding-left: clamp(4px, 4vw - 12px, 32px) !important;  /*
 .pc-row b { text-align: right; font-weight: 600; }
 .pc-recall b { color: #b00020; }
 .pc-choices { margin-top: 4px; font-size: 0.95em; }
-.pc-choices ol { margin: 2px 0 0; padding-left: 1.4em; }
+.pc-choices > span { display: block; font-weight: 700; margin-bottom: 4px; }
+.pc-cand { display: flex; align-items: center; gap: 10px; width: 100%; min-height: 56px; margin: 4px 0;
+           padding: 6px 10px; text-align: left; background: #ffffff; color: #111827; cursor: pointer;
+           border: 2px solid #4b5563; border-radius: 10px; font: inherit; }
+.pc-cand:active, .pc-cand:focus-visible { background: #dbeafe; border-color: #1d4ed8; }
+.pc-cand img { width: 64px; height: 64px; object-fit: contain; flex: 0 0 64px; border-radius: 6px; background: #f3f4f6; }
+.pc-cand-text { display: flex; flex-direction: column; min-width: 0; }
+.pc-cand-text small { color: #374151; font-size: 0.9em; }
+.pc-status-alert { background: #fee2e2; color: #7f1d1d; border: 2px solid #b91c1c; font-weight: 700; }
+#pc-status { scroll-margin-top: 72px; }  /* below the sticky summary */
 .pc-turn { margin: 6px 0 0; font-weight: 600; }
 #pc-photo, #pc-result { min-width: 0 !important; }
 """ + "html:root.pc-large, html.pc-large .dark {" + "".join(
