@@ -10,7 +10,7 @@ ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 \
     GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 \
     PILLCHECK_DB=/var/lib/pillcheck/pillcheck.duckdb PILLCHECK_MODELS=/app/models PILLCHECK_REFERENCE=/app/reference_data
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates curl \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates curl fonts-nanum \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

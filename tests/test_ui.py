@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # gradio_client must not look up the Hugging Face hub
@@ -39,7 +40,7 @@ from pillcheck.batch import photozip  # noqa: E402
 from pillcheck.catalog.identify import Candidate, Identification  # noqa: E402
 from pillcheck.pipeline import Pill, Pipeline, Report  # noqa: E402
 from pillcheck.safety.dur import check  # noqa: E402
-from pillcheck.ui import export, render  # noqa: E402
+from pillcheck.ui import export, render, sheet  # noqa: E402
 from pillcheck.ui.app import PillcheckApp, device_of, launch  # noqa: E402
 from pillcheck.ui.i18n import STRINGS  # noqa: E402
 from tests.conftest import SHARED, needs_shared  # noqa: E402
@@ -237,13 +238,21 @@ def test_missing_detector_is_a_friendly_line(demo_db, tmp_path):
 
 def test_report_and_corrections_files(two_pills, tmp_path):
     session, *_ = two_pills.on_photo(upload(tmp_path, jpeg((640, 480))), {"meds": ["999900008"]}, "ko", 0.35, 0.5)
-    csv_path, _ = map(Path, two_pills.on_report(session, {"meds": ["999900008"]}, "ko"))
+    files, shown = two_pills.on_report(session, {"meds": ["999900008"]}, "ko")
+    png, pdf, csv_path, _ = map(Path, files)
+    assert shown["visible"] and shown["value"] == str(png)  # the picture is shown on the page, to save or share
+    calm = np.asarray(Image.open(png).convert("RGB"))
+    assert not (calm == sheet.SEVERITY_FILL["critical"][1]).all(axis=2).any()  # no danger found: no red bar
     rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
     assert [r["row"] for r in rows] == ["pill", "pill", "possible", "photo"]  # warnings once, not on every pill
     assert rows[2]["warning"].startswith("if #2 is 999900002 (0.40): 병용금기") and rows[2]["severity"] == "critical"
     assert rows[3]["found"] == "2" and rows[3]["not_checked"] == "#2 999900008"
     session, _, *_ = two_pills.on_choose(session, 2, "999900002", {"save_corrections": True}, "ko")
-    csv_path, json_path = map(Path, two_pills.on_report(session, {"meds": ["999900008"]}, "ko"))
+    png, pdf, csv_path, json_path = map(Path, two_pills.on_report(session, {"meds": ["999900008"]}, "ko")[0])
+    picture = np.asarray(Image.open(png).convert("RGB"))
+    assert picture.shape[1] == sheet.WIDTH and (picture == sheet.SEVERITY_FILL["critical"][1]).all(axis=2).any()
+    assert (picture == render.STATUS_RGB["confirmed"]).all(axis=2).sum() > 100  # the photo, pill #2's box drawn in
+    assert pdf.read_bytes().startswith(b"%PDF") and b"/Type /Page" in pdf.read_bytes()
     rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
     assert [r["row"] for r in rows] == ["pill", "pill", "warning", "photo"] and rows[1]["status"] == "confirmed"
     assert rows[2]["warning"].startswith("병용금기") and rows[2]["severity"] == "critical"  # found, no longer possible
@@ -607,3 +616,23 @@ def test_concurrency_setting_reaches_every_model_handler(demo_db, monkeypatch):
     assert split_cores(4, None, cores=2) == (4, 1) and split_cores(2, 3, cores=16) == (2, 3)
     monkeypatch.setenv("PILLCHECK_THREADS", "4")
     assert split_cores(2, None, cores=2) == (2, 4) and split_cores(2, 1, cores=2) == (2, 1)  # --threads first
+
+
+def test_report_sheet_wraps_and_breaks_pages_between_rows(two_pills, tmp_path):
+    """Long Korean names wrap inside the page; a report with many pills becomes several A4 pages, each holding
+    whole rows (never a line cut in two); emoji are dropped (print fonts have none), Hangul kept."""
+    assert sheet.plain("👉 복용 전에  ⚠️ 물어보세요") == "복용 전에 물어보세요"
+    fnt = sheet.font(30)
+    name = "[데모]아주긴이름의제품정" * 8
+    lines = sheet.wrap(f"#1 {name} — 확인됨", fnt, 500)
+    assert len(lines) > 2 and all(fnt.getlength(x) <= 500 for x in lines) and "".join(lines).replace(" ", "") == (
+        f"#1{name}—확인됨")
+    session, *_ = two_pills.on_photo(upload(tmp_path, jpeg((640, 480))), None, "en", 0.35, 0.5)
+    many = [{**session["pills"][0], "index": i} for i in range(1, 41)]
+    ev = two_pills.evaluate({**session, "pills": many}, device_of({}), "en")
+    built = sheet.build(ev, None, "en", datetime(2026, 12, 3, 9, 30), {"age": 72, "pregnant": False})
+    pages = built.pages()
+    room = sheet.PAGE_HEIGHT - 2 * sheet.MARGIN
+    assert len(pages) >= 2 and all(p.size == (sheet.WIDTH, sheet.PAGE_HEIGHT) for p in pages)
+    assert sum(r.height for r in built.rows) > room and max(r.height for r in built.rows) <= room
+    assert built.image().height == sum(r.height for r in built.rows) + 2 * sheet.MARGIN

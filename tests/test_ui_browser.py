@@ -145,6 +145,16 @@ def test_phone_choose_a_pill_and_remember_medications(demo_db, phone, tmp_path):
                                "?.getBoundingClientRect(); return r && r.top >= 0 && r.bottom <= window.innerHeight; })()")
         assert not page.locator("#pc-card-2 button.pc-cand").count()  # confirmed: nothing left to choose
         assert no_sideways_scroll(page)
+        # the report for the pharmacist: a picture on the page (to hold up, save or share) and the files
+        page.locator("#pc-report button, #pc-report summary").first.click()
+        page.locator("#pc-report-btn").click()
+        page.wait_for_function("document.querySelector('#pc-report-image img')?.naturalWidth > 0")
+        assert page.evaluate("document.querySelector('#pc-report-image img').naturalWidth") == 1080
+        wait_text(page, "#pc-report-files", ".pdf")
+        assert page.locator("#pc-report-share").bounding_box()["height"] >= 44
+        with page.expect_download() as download:  # no share sheet in a headless browser: the picture is saved
+            page.locator("#pc-report-share").click()
+        assert download.value.suggested_filename == "pillcheck-report.png"
         page.screenshot(path=str(tmp_path / "phone-corrected.png"), full_page=True)
 
         page.reload(wait_until="load")

@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from pillcheck.catalog.status import describe, resolve_codes
 from pillcheck.inference.session import ModelError
 from pillcheck.pipeline import Pipeline, unidentified
 from pillcheck.safety.dur import Profile, check, possible_warnings
-from pillcheck.ui import export, render
+from pillcheck.ui import export, render, sheet
 from pillcheck.ui.i18n import DEFAULT, LANGS, bad_photo, input_message, t, term
 from pillcheck.ui.style import CSS
 
@@ -65,6 +66,19 @@ LARGE_JS = "(on) => { document.documentElement.classList.toggle('pc-large', !!on
 # a tap on a candidate button of a card (render.candidate_button) is the cards' select event: (pill, product)
 CARD_JS = ("element.addEventListener('click', (e) => { const b = e.target.closest('button.pc-cand'); "
            "if (b) trigger('select', {index: Number(b.dataset.pill), value: b.dataset.seq}); });")
+# the report picture to the phone's share sheet (messages, mail, a pharmacy's chat), else downloaded
+SHARE_REPORT = """async () => {
+  const img = document.querySelector('#pc-report-image img');
+  if (!img) { document.querySelector('#pc-report-btn')?.click(); return []; }
+  const file = new File([await (await fetch(img.src)).blob()], 'pillcheck-report.png', {type: 'image/png'});
+  if (navigator.canShare && navigator.canShare({files: [file]})) {
+    try { await navigator.share({files: [file], title: 'pillcheck'}); } catch (e) { /* the person closed it */ }
+  } else {
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(file); a.download = file.name; a.click(); URL.revokeObjectURL(a.href);
+  }
+  return [];
+}"""
 # a choice that raised a new serious warning brings it into view (the person may be far below it)
 SHOW_NEW_WARNING = ("() => { document.querySelector('#pc-status .pc-status-alert')"
                     "?.scrollIntoView({block: 'start', behavior: 'smooth'}); return []; }")
@@ -530,11 +544,17 @@ class PillcheckApp:
         return lambda value, device: {**device_of(device), key: bool(value)}
 
     # ------------------------------------------------------------------ handlers: files
-    def on_report(self, session: dict | None, device: Any, lang: str) -> list[str]:
-        ev = self.evaluate(session, device_of(device), lang)
+    def on_report(self, session: dict | None, device: Any, lang: str) -> tuple[list[str], dict]:
+        """The report to show a pharmacist: a picture (shown on the page, to save or share) and A4 pages (PDF) of
+        the photo, the pills, the warnings and the date; and the same report as CSV and JSON."""
+        device = device_of(device)
+        ev = self.evaluate(session, device, lang)
+        folder = self.scratch.new_dir()
         stem = f"pillcheck-{(session or {}).get('name') or 'medications'}"
-        return [str(p) for p in export.write_reports(self.scratch.new_dir(), stem,
-                                                     [((session or {}).get("name", ""), ev.report(), None)], ev.data)]
+        photo = render.annotate(session["preview"], ev.pills, session["scale"]) if session else None
+        pictures = sheet.write(folder, stem, sheet.build(ev, photo, lang, datetime.now().astimezone(), device))
+        tables = export.write_reports(folder, stem, [((session or {}).get("name", ""), ev.report(), None)], ev.data)
+        return [str(p) for p in (*pictures, *tables)], gr.update(value=str(pictures[0]), visible=True)
 
     def on_batch(self, zip_path: str | None, device: Any, lang: str, conf: float, iou: float,
                  progress: gr.Progress = gr.Progress()) -> tuple[list[str] | None, str]:  # noqa: B008 (Gradio's idiom)
@@ -676,9 +696,13 @@ class PillcheckApp:
                 iou = L(gr.Slider(0.1, 0.9, value=0.5, step=0.05, label=t(ko, "iou_slider")), label="iou_slider")
                 rerun = L(gr.Button(t(ko, "rerun")), value="rerun")
             with L(gr.Accordion(t(ko, "report_title"), open=False, elem_id="pc-report"), label="report_title"):
-                report_btn = L(gr.Button(t(ko, "report_btn")), value="report_btn")
-                report_files = L(gr.File(label=t(ko, "report_files"), file_count="multiple", interactive=False),
-                                 label="report_files")
+                report_btn = L(gr.Button(t(ko, "report_btn"), elem_id="pc-report-btn"), value="report_btn")
+                report_image = L(gr.Image(label=t(ko, "report_image"), type="filepath", interactive=False,
+                                          visible=False, buttons=["download", "fullscreen"], elem_id="pc-report-image"),
+                                 label="report_image")
+                share = L(gr.Button(t(ko, "report_share"), elem_id="pc-report-share"), value="report_share")
+                report_files = L(gr.File(label=t(ko, "report_files"), file_count="multiple", interactive=False,
+                                         elem_id="pc-report-files"), label="report_files")
             with L(gr.Accordion(t(ko, "batch_title"), open=False, elem_id="pc-batch"), label="batch_title"):
                 batch_zip = L(gr.File(label=t(ko, "batch_zip"), file_types=[".zip"], type="filepath"), label="batch_zip")
                 batch_btn = L(gr.Button(t(ko, "batch_btn")), value="batch_btn")
@@ -726,7 +750,8 @@ class PillcheckApp:
             large.change(None, [large], None, js=LARGE_JS)
             large.input(self.on_pref("large"), [large, device], [device], **private)
             save_opt.input(self.on_pref("save_corrections"), [save_opt, device], [device], **private)
-            report_btn.click(self.on_report, [session, device, lang], [report_files], **private)
+            report_btn.click(self.on_report, [session, device, lang], [report_files, report_image], **private)
+            share.click(None, None, None, js=SHARE_REPORT)
             batch_btn.click(self.on_batch, [batch_zip, device, lang, conf, iou], [batch_files, batch_status], **inference)
             corr_btn.click(self.on_corrections, [session, lang], [corr_files, corr_status], **private)
             demo.load(self.on_load, [device], [lang, large, age, pregnant, nursing, save_opt, *view], **private)

@@ -249,11 +249,10 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
     cautions = [w for w in warnings if not is_serious(w)]
     serious = [w for w in warnings if is_serious(w)]
     parts += [_warning_html(w, who(w), lang) for w in serious]
-    checked_any = bool(check and labels)  # labels name every product that went into the check
     if not serious:
-        key, icon, cls = (("no_warnings", "✅", "pc-ok") if checked_any else
-                          ("none_identified", "❔", "pc-caution") if not_identified else
-                          ("nothing_checked", "📷", "pc-ok"))
+        key = calm_key(check, labels, not_identified)
+        icon, cls = {"no_warnings": ("✅", "pc-ok"), "none_identified": ("❔", "pc-caution"),
+                     "nothing_checked": ("📷", "pc-ok")}[key]
         parts.append(f"<div class='pc-warn {cls}'><span class='pc-icon' aria-hidden='true'>{icon}</span>"
                      f"<div>{escape(t(lang, key))}</div></div>")
     if cautions:
@@ -262,6 +261,23 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
         parts.append(f"<details class='pc-cautions'><summary>ℹ️ {escape(t(lang, 'cautions_title', n=len(cautions)))}"
                      f"</summary><ul>{items}</ul></details>")
     parts.append(possible_html(possible or [], labels, info or {}, lang))
+    lines = "".join(f"<li>{escape(g)}</li>" for g in gap_lines(check, labels, not_identified, lang, nursing))
+    return (f"<section class='pc-warnings' aria-label='{escape(t(lang, 'warnings_title'))}'>"
+            f"<h2>{escape(t(lang, 'warnings_title'))}</h2>{''.join(parts)}"
+            + (f"<ul class='pc-unchecked'>{lines}</ul>" if lines else "") + "</section>")
+
+
+def calm_key(check: dict | None, labels: dict[str, str], not_identified: list[int]) -> str:
+    """What to say when no serious warning was found: checked and clear, nothing named yet, or nothing to check
+    (``labels`` name every product that went into the check)."""
+    return "no_warnings" if check and labels else "none_identified" if not_identified else "nothing_checked"
+
+
+def gap_lines(check: dict | None, labels: dict[str, str], not_identified: list[int], lang: str,
+              nursing: bool = False) -> list[str]:
+    """What could not be checked, in words (the panel and the report sheet say the same): no warning is not a
+    guarantee."""
+    checked_any = bool(check and labels)
     gaps = []
     if not_identified:
         gaps.append(t(lang, "not_identified", nums=", ".join(f"#{i}" for i in not_identified)))
@@ -278,10 +294,7 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
         gaps.append(t(lang, "nursing_note"))
     if checked_any:
         gaps.append(t(lang, "not_guarantee"))
-    lines = "".join(f"<li>{escape(g)}</li>" for g in gaps)
-    return (f"<section class='pc-warnings' aria-label='{escape(t(lang, 'warnings_title'))}'>"
-            f"<h2>{escape(t(lang, 'warnings_title'))}</h2>{''.join(parts)}"
-            + (f"<ul class='pc-unchecked'>{lines}</ul>" if lines else "") + "</section>")
+    return gaps
 
 
 def is_serious(w: dict) -> bool:
