@@ -262,3 +262,62 @@ def test_phone_readable_in_both_text_sizes(demo_db, phone, tmp_path):
         wait_text(page, "#pc-status", "사진을 사용할 수 없습니다")
         status = page.evaluate("document.querySelector('#pc-status').innerText")
         assert "읽을 수 있는 사진이 아닙니다" in status and not re.search(r"[a-z]{2,} [a-z]{2,}", status), status
+
+
+# Every visible text node and screen-reader label (aria-label, title) on the page: [where, text]
+PAGE_WORDS = """((sel) => {
+  const out = [];
+  for (const root of document.querySelectorAll(sel)) {
+    const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    while (walk.nextNode()) {
+      const n = walk.currentNode, text = n.nodeValue.trim(), el = n.parentElement;
+      if (!text || el.closest('script, style')) continue;
+      const r = el.getBoundingClientRect(), st = getComputedStyle(el);
+      if (r.width < 1 || st.visibility === 'hidden' || st.display === 'none') continue;
+      out.push(['text', text]);
+    }
+    for (const el of root.querySelectorAll('[aria-label], [title]'))
+      for (const a of ['aria-label', 'title']) if (el.getAttribute(a)) out.push([a, el.getAttribute(a)]);
+  }
+  return out;
+})"""
+OUR_LATIN = re.compile(r"pillcheck|Language|English|CSV|JSON|PDF|IoU|zip|DUR|name \d+ · company · [A-Z0-9]+")
+
+
+@pytest.mark.parametrize("browser_locale", ["en-US", "ko-KR"])
+def test_gradio_words_follow_the_language_switch(demo_db, browser, browser_locale, tmp_path):
+    """Gradio's own words (upload prompts, the camera button, screen-reader labels, the queue line) follow
+    pillcheck's switch, whatever the browser's language: Korean mode shows no English sentence, English mode no
+    Hangul in Gradio's widgets."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale=browser_locale)
+    page = context.new_page()
+    try:
+        with serve_app(demo_db, TwoPills(db=demo_db)) as url:
+            page.goto(url, wait_until="load")
+            wait_text(page, "#pc-banner", "데모 데이터")
+            photo = tmp_path / "pills.jpg"
+            photo.write_bytes(jpeg((640, 480)))
+            page.locator("#pc-photo input[type=file]").set_input_files(str(photo))
+            wait_text(page, "#pc-status", "2개")
+            page.locator("#pc-other-side button[aria-label='카메라로 찍기']").click()  # Gradio's webcam prompt
+            wait_text(page, "#pc-other-side", "눌러서 카메라 켜기")
+            for acc in page.locator("#pc-advanced, #pc-report, #pc-batch, #pc-corrections").all():
+                acc.locator("button").first.click()
+            page.evaluate("document.body.append(Object.assign(document.createElement('p'), "
+                          "{id: 'pc-queue-probe', textContent: 'queue: 1/2 | 1.6/4.4s'}))")
+            wait_text(page, "#pc-queue-probe", "대기 1/2 1.6/4.4s")
+            page.wait_for_timeout(300)
+            words = page.evaluate(f"{PAGE_WORDS}('body')")
+            english = [w for w in words if re.search(r"[A-Za-z]{2,}[ .,]+[A-Za-z]{2,}", OUR_LATIN.sub("", w[1]))]
+            assert not english, english
+
+            page.locator("#pc-lang label", has_text="English").click()
+            wait_text(page, "#pc-other-side", "Tap to turn on the camera")
+            wait_text(page, "#pc-queue-probe", "waiting 1/2 1.6/4.4s")
+            page.wait_for_timeout(300)
+            gradio = page.evaluate(f"{PAGE_WORDS}('#pc-photo, #pc-other-side, #pc-scan, #pc-batch, #pc-advanced')")
+            hangul = [w for w in gradio if re.search("[가-힣]", w[1])]
+            assert not hangul, hangul
+            assert page.evaluate("document.documentElement.lang") == "en"
+    finally:
+        context.close()

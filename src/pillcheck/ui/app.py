@@ -36,7 +36,7 @@ from pillcheck.catalog.status import describe, resolve_codes
 from pillcheck.inference.session import ModelError
 from pillcheck.pipeline import Pipeline, unidentified
 from pillcheck.safety.dur import Profile, check, possible_warnings
-from pillcheck.ui import export, render, sheet
+from pillcheck.ui import export, gradio_texts, render, sheet
 from pillcheck.ui.i18n import DEFAULT, LANGS, bad_photo, input_message, t, term
 from pillcheck.ui.style import CSS
 
@@ -649,8 +649,8 @@ class PillcheckApp:
             session = gr.State(None)
             L(gr.HTML(header_html(ko), elem_id="pc-header"), value=header_html)
             with gr.Row(elem_classes="pc-prefs"):
-                lang = gr.Radio([(name, code) for code, name in LANGS.items()], value=ko, show_label=False,
-                                container=False, min_width=0, elem_id="pc-lang")
+                lang = L(gr.Radio([(name, code) for code, name in LANGS.items()], value=ko, label=t(ko, "language"),
+                                  show_label=False, container=False, min_width=0, elem_id="pc-lang"), label="language")
                 large = L(gr.Checkbox(False, label=t(ko, "large"), container=False, min_width=0, elem_id="pc-large"),
                           label="large")
             summary = gr.HTML(elem_id="pc-summary")  # sticky: the counts stay in sight while scrolling
@@ -721,7 +721,7 @@ class PillcheckApp:
             inference = {"concurrency_id": INFERENCE, "concurrency_limit": self.concurrency, **private}
             # preprocess=False: the photo reaches images.load untouched, so a broken upload gets our message
             photo.change(self.on_photo, [photo, device, lang, conf, iou], [session, *view], preprocess=False,
-                         show_progress_on=[status, warnings], **inference)
+                         show_progress_on=[warnings], **inference)  # one progress line, where the eyes are
             rerun.click(self.on_rerun, [session, device, lang, conf, iou], [session, *view], **inference)
             pick.input(self.on_pick, [session, pick, lang], [choice], **private)
             result.select(self.on_tap_photo, [session, lang], [pick, choice], **private).then(
@@ -747,6 +747,7 @@ class PillcheckApp:
                 widget.input(self.on_profile, [age, pregnant, nursing, device, session, lang], [device, *view],
                              **private)
             lang.change(self.on_lang, [lang, device, session], [device, *self.texts.components, *view], **private)
+            lang.change(None, [lang], None, js=gradio_texts.SET_LANG_JS)
             large.change(None, [large], None, js=LARGE_JS)
             large.input(self.on_pref("large"), [large, device], [device], **private)
             save_opt.input(self.on_pref("save_corrections"), [save_opt, device], [device], **private)
@@ -826,5 +827,5 @@ def launch(demo: gr.Blocks, *, host: str | None = None, port: int | None = None,
     """Queue (one inference group) and serve: upload size limit, no analytics, no SSR, no MCP."""
     demo.queue(default_concurrency_limit=4, max_size=128)
     return demo.launch(server_name=host, server_port=port, share=share, auth=auth, max_file_size=MAX_FILE_SIZE,
-                       css=CSS, footer_links=["api"], ssr_mode=False, pwa=False, mcp_server=False,
+                       css=CSS, head=gradio_texts.script(), footer_links=["api"], ssr_mode=False, pwa=False, mcp_server=False,
                        enable_monitoring=False, show_error=False, quiet=quiet, prevent_thread_lock=prevent_thread_lock)
