@@ -221,6 +221,12 @@ def test_bad_photo_is_one_friendly_line(two_pills, tmp_path, data, words, korean
     session, *view = two_pills.on_photo(upload(tmp_path, data), None, "ko", 0.35, 0.5)
     text = re.sub(r"<[^>]+>", " ", view[STATUS])
     assert korean in text and not re.search(r"[a-z]{2,} [a-z]{2,}", text), text  # no English sentence
+    device, *rest = two_pills.on_lang("en", {}, session)
+    view = rest[len(two_pills.texts.items):]
+    assert view[STATUS] == {"__type__": "update"} and "An aid" in view[BANNER]  # why it was refused stays said
+    session, *_ = two_pills.on_photo(upload(tmp_path, jpeg()), None, "ko", 0.35, 0.5)
+    device, *rest = two_pills.on_lang("en", {}, session)
+    assert "Pills found: 2" in rest[len(two_pills.texts.items) + STATUS]  # with a photo: said again in English
 
 
 def test_every_input_error_speaks_korean():

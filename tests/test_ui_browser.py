@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from pillcheck import config
-from tests.conftest import needs_shared
+from tests.conftest import SHARED, needs_shared
 from tests.test_ui import PHOTOS, TwoPills, jpeg, needs_detector, serve_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -51,10 +54,13 @@ def wait_text(page, selector: str, text: str, timeout: float = 30_000) -> None:
 
 
 def no_sideways_scroll(page) -> bool:
-    """Nothing wider than the phone, and no control pushed past its right edge."""
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth && ['#pc-lang', '#pc-large', "
+    """Nothing wider than the phone's screen, and no control pushed past its right edge. Against the screen's
+    width, not window.innerWidth: a phone browser widens its layout viewport to fit a page that is too wide (and
+    shows it cut or zoomed out), so innerWidth grows with the fault."""
+    width = PHONE["width"]
+    return page.evaluate(f"document.documentElement.scrollWidth <= {width} && ['#pc-lang', '#pc-large', "
                          "'#pc-photo', '#pc-warnings'].every(s => document.querySelector(s)"
-                         ".getBoundingClientRect().right <= window.innerWidth)")
+                         f".getBoundingClientRect().right <= {width})")
 
 
 def photo_drawn(page) -> None:
@@ -321,3 +327,103 @@ def test_gradio_words_follow_the_language_switch(demo_db, browser, browser_local
             assert page.evaluate("document.documentElement.lang") == "en"
     finally:
         context.close()
+
+
+SCREENSHOTS = config.REPO_ROOT / "docs" / "screenshots"
+REFERENCE = SHARED / "photos" / "catalog_reference" / "set_a" / "images"
+# four official products, the front half of each official photo tiled 2 x 2: 리바스타틴정 20밀리그램 (심바스타틴),
+# 록스펜정, 아세탑CR정, 디엠정; with 스코나졸정 (이트라코나졸) saved as my medication, 심바스타틴 is 병용금기
+FOUR = ["201306445", "199700059", "201208743", "199500061"]
+HEAP = PHOTOS / "IMG_6078-Medium_jpeg.rf.08e8850212170fec81220c078ee3c637.jpg"  # 22 pills, US products
+
+
+def four_pill_photo(path: Path) -> Path:
+    halves = [cv2.imread(str(REFERENCE / f"{s}.jpg")) for s in FOUR]
+    halves = [im[:, : im.shape[1] // 2] for im in halves]
+    h, w = min(im.shape[0] for im in halves), min(im.shape[1] for im in halves)
+    halves = [im[:h, :w] for im in halves]
+    cv2.imwrite(str(path), np.vstack([np.hstack(halves[:2]), np.hstack(halves[2:])]), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return path
+
+
+def shoot(page, case: str, again=None) -> None:
+    """The top of the page in Korean and English, normal and large text: docs/screenshots/CASE-LANG[-large].jpg;
+    in every one, nothing is wider than the phone and the chosen language shows as chosen. ``again(lang)``: what
+    to redo after switching language (a message is not translated after it was said)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    chosen = ("getComputedStyle(document.querySelector('#pc-lang input:checked')).backgroundColor"
+              " !== 'rgb(255, 255, 255)'")
+    for lang, word in (("ko", "한국어"), ("en", "English")):
+        page.locator("#pc-lang label", has_text=word).click()
+        page.wait_for_function(f"document.documentElement.lang === '{lang}'")
+        wait_text(page, "#pc-banner", "참고용" if lang == "ko" else "An aid")
+        assert page.evaluate(chosen)  # under the finger too (a phone keeps :hover on what was tapped)
+        if again:
+            again(lang)
+        for large in (False, True):
+            box = page.locator("#pc-large input")
+            box.check() if large else box.uncheck()
+            page.wait_for_function(f"document.documentElement.classList.contains('pc-large') === {str(large).lower()}")
+            page.wait_for_timeout(250)
+            page.evaluate("window.scrollTo(0, 0)")
+            assert no_sideways_scroll(page), (case, lang, large)
+            page.screenshot(path=str(SCREENSHOTS / f"{case}-{lang}{'-large' if large else ''}.jpg"), type="jpeg",
+                            quality=60)
+    page.locator("#pc-lang label", has_text="한국어").click()
+    page.wait_for_function("document.documentElement.lang === 'ko'")
+    page.locator("#pc-large input").uncheck()
+
+
+@needs_shared
+@needs_detector
+def test_readme_screenshots_of_real_photos(official_db, browser):
+    """The README's screenshots, made from real photos on the official catalog: four official products with 스코나졸정
+    saved as my medication (a possible 병용금기 for the unsure pill), that pill confirmed by tapping its candidate
+    on its card (the 병용금기 found), a real 22-pill photo, and a file that is not a photo — each in Korean and
+    English, normal and large text."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    context.route("https://nedrug.mfds.go.kr/**", lambda route: route.abort())  # tests stay offline
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        with serve_app(official_db) as url:
+            page.goto(url, wait_until="load")
+            wait_text(page, "#pc-banner", "참고용")
+            add_medication(page, "스코나졸정")
+            page.locator("#pc-photo input[type=file]").set_input_files(str(four_pill_photo(tmp / "four.jpg")))
+            wait_text(page, "#pc-status", "알약 4개를 찾았습니다", timeout=120_000)
+            photo_drawn(page)
+            wait_text(page, "#pc-warnings", "확인되면 생길 수 있는 경고")
+            assert page.locator("#pc-cards .pc-card").count() == 4
+            shoot(page, "four-pills")
+
+            statin = page.locator("#pc-card-1 button.pc-cand[data-seq='201306445']")
+            assert "리바스타틴" in statin.inner_text()
+            statin.click()
+            wait_text(page, "#pc-warnings", "함께 먹으면 안 됩니다")
+            wait_text(page, "#pc-cards", "직접 선택함")
+            assert page.locator("#pc-warnings .pc-critical").count() >= 1
+            shoot(page, "confirmed-contraindication")
+
+            page.locator("#pc-photo button[aria-label='사진 지우기']").first.click()
+            page.locator("#pc-photo input[type=file]").set_input_files(str(HEAP))
+            page.wait_for_function("document.querySelectorAll('#pc-cards .pc-card').length >= 18", timeout=120_000)
+            wait_text(page, "#pc-status", "찾았습니다")
+            photo_drawn(page)
+            shoot(page, "22-pills")
+
+            bad = tmp / "report.jpg"
+            bad.write_bytes(b"%PDF-1.4 not a photo")
+
+            def send_bad_file(lang: str) -> None:
+                page.locator("#pc-photo button[aria-label='사진 지우기'], "
+                             "#pc-photo button[aria-label='Remove photo']").first.click()
+                page.locator("#pc-photo input[type=file]").set_input_files(str(bad))
+                wait_text(page, "#pc-status", "사진을 사용할 수 없습니다" if lang == "ko" else "cannot be used")
+
+            send_bad_file("ko")
+            shoot(page, "bad-file", send_bad_file)
+    finally:
+        context.close()
+        shutil.rmtree(tmp, ignore_errors=True)

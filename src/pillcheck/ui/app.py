@@ -401,13 +401,12 @@ class PillcheckApp:
         preview, scale = render.downscale(photo.rgb)  # report boxes are in full-size pixels
         pills = [chosen.get(p.index) or p.to_dict() for p in report.pills]
         session.update(preview=preview, scale=scale / photo.scale, pills=pills, conf=float(conf), iou=float(iou),
-                       corrections=session.get("corrections", []) if keep_choices else [])
+                       corrections=session.get("corrections", []) if keep_choices else [], advice=report.advice)
         n = len(pills)
         if walk_sides:
             message, pick = self.next_side(pills, session["sides"], pick, lang)
         elif not message:
-            advice = t(lang, f"advice_{report.advice}") if report.advice else ""
-            message = f"{t(lang, 'found', n=n)} {advice}".strip() if n else advice or t(lang, "advice_no_pill")
+            message = found_message(session, lang)
         return [session, *self.view(session, device, lang, message, "info" if n else "error", pick=pick)]
 
     # ------------------------------------------------------------------ handlers: choosing and correcting
@@ -529,8 +528,15 @@ class PillcheckApp:
         return [device, *self.view(session, device, lang)]
 
     def on_lang(self, lang: str, device: Any, session: dict | None) -> list:
+        """Every word in the new language. With a photo, the message says again what was found; without one, the
+        last message stays as it was said (it may be why a photo was refused: it must not vanish)."""
         device = {**device_of(device), "lang": lang}
-        return [device, *self.texts.updates(lang), *self.view(session, device, lang)]
+        if session and "pills" in session:
+            n = len(session["pills"])
+            return [device, *self.texts.updates(lang),
+                    *self.view(session, device, lang, found_message(session, lang), "info" if n else "error")]
+        banner, _, *rest = self.view(session, device, lang)
+        return [device, *self.texts.updates(lang), banner, gr.update(), *rest]
 
     def on_load(self, device: Any) -> list:
         device = device_of(device)
@@ -755,7 +761,8 @@ class PillcheckApp:
             share.click(None, None, None, js=SHARE_REPORT)
             batch_btn.click(self.on_batch, [batch_zip, device, lang, conf, iou], [batch_files, batch_status], **inference)
             corr_btn.click(self.on_corrections, [session, lang], [corr_files, corr_status], **private)
-            demo.load(self.on_load, [device], [lang, large, age, pregnant, nursing, save_opt, *view], **private)
+            demo.load(self.on_load, [device], [lang, large, age, pregnant, nursing, save_opt, *view], **private).then(
+                None, [lang], None, js=gradio_texts.SET_LANG_JS)  # also when the saved language is the default
 
             gr.api(self.api_analyze, api_name="analyze", concurrency_id=INFERENCE, concurrency_limit=self.concurrency)
             gr.api(self.api_check, api_name="check")
@@ -809,6 +816,13 @@ def choice_label(c: dict, lang: str) -> str:
     parts = [c.get("name") or c["item_seq"], c.get("company") or "", c.get("imprint") or ""]
     text = " · ".join(p for p in parts if p)
     return f"{text} ({render.confidence_word(c['score'], lang)})" if c.get("score") is not None else text
+
+
+def found_message(session: dict, lang: str) -> str:
+    """What the photo gave: how many pills, and the advice on taking it again when the photo was the trouble."""
+    n, advice = len(session["pills"]), session.get("advice")
+    said = t(lang, f"advice_{advice}") if advice else ""
+    return f"{t(lang, 'found', n=n)} {said}".strip() if n else said or t(lang, "advice_no_pill")
 
 
 def header_html(lang: str) -> str:

@@ -15,12 +15,19 @@ html:root, html .dark { --body-text-color-subdued: #4b5563; --block-info-text-co
                     hidden: a scroll container would stop the summary from sticking */
                     padding-left: 8px !important; padding-right: 8px !important; }
 .gradio-container, .gradio-container * { overflow-wrap: anywhere; }
+/* Gradio's upload prompts do not wrap: in large text they widen a phone's page past its screen */
+.gradio-container .prompt, .gradio-container .prompt * { white-space: normal !important; text-align: center; }
 /* every tap target at least 44 x 44 px (Gradio's radios are 35 px, its toolbar icons 18-22 px) */
 .gradio-container button, .gradio-container label:has(input[type=radio]),
 .gradio-container label:has(input[type=checkbox]) { min-height: 44px; min-width: 44px; }
 .gradio-container label:has(input[type=checkbox]) { display: flex; align-items: center; }
 .gradio-container textarea, .gradio-container input[type=number], .gradio-container input[type=text] { min-height: 44px; }
 .gradio-container input[type=checkbox], .gradio-container input[type=radio] { width: 22px; height: 22px; }
+/* a ticked box stays coloured under the finger: phones keep :hover on what was tapped, and Gradio's hover colour
+   (white) would show a chosen language or answer as not chosen */
+.gradio-container input[type=checkbox]:checked:hover, .gradio-container input[type=radio]:checked:hover {
+  background-color: var(--checkbox-background-color-selected) !important;
+  border-color: var(--checkbox-border-color-selected) !important; }
 .pc-title { font-size: var(--text-xl); line-height: 1.2; margin: 2px 0 0; }
 .pc-subtitle { margin: 2px 0 0; color: var(--body-text-color-subdued); font-size: var(--text-md); }
 .pc-prefs { align-items: center; gap: 8px 12px; flex-wrap: wrap !important; }
