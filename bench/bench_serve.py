@@ -1,11 +1,13 @@
 """Serving many people at once, and batches: one run, printed side by side (issue 27).
 
-    python bench/bench_serve.py [--db CATALOG] [--clients 20] [--requests 5] [--photos 60]
+    python bench/bench_serve.py [--db CATALOG] [--clients 20] [--requests 5] [--photos 60] [--photo FILE]
 
 1. `pillcheck serve` in a child process for each (concurrency, threads) setting, 20 gradio_client sessions x 5
    `/analyze` requests each (real phone photos, each session its own), p50/p95 latency, throughput, errors.
 2. The same 60 real photos through `pillcheck batch --engine local` and `--engine ray` (a local Ray with the
    machine's cores; Ray's start is included, as a person running the command waits for it), photos/s and ratio.
+`--photo FILE`: every request sends that one photo (e.g. three people sending a 22-pill photo at once:
+`--clients 3 --requests 1 --photo IMG_6078...jpg --skip-batch`); up to 10 requests, each one's wait is printed.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def load(url: str, photos: list[Path], clients: int, requests: int) -> dict:
     wall = time.perf_counter() - t0
     lat = sorted(t for times, _ in results for t in times)
     return {"p50": statistics.median(lat), "p95": lat[int(0.95 * (len(lat) - 1))], "n": len(lat),
-            "errors": sum(e for _, e in results), "per_s": len(lat) / wall}
+            "errors": sum(e for _, e in results), "per_s": len(lat) / wall, "waits": lat}
 
 
 def batch(db: Path, folder: Path, engine: str) -> float:
@@ -84,11 +86,13 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--requests", type=int, default=5)
     ap.add_argument("--photos", type=int, default=60)
+    ap.add_argument("--photo", type=Path, help="send this one photo in every request")
     ap.add_argument("--skip-serve", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
     args = ap.parse_args()
-    photos = sorted(PHOTOS.glob("*.jpg"))[::3][: max(args.photos, args.clients * args.requests)]
-    print(f"{os.cpu_count()} cores; {len(photos)} real phone photos ({PHOTOS})")
+    photos = [args.photo] if args.photo else sorted(PHOTOS.glob("*.jpg"))[::3][: max(args.photos,
+                                                                                         args.clients * args.requests)]
+    print(f"{os.cpu_count()} cores; {len(photos)} real phone photo(s) ({args.photo or PHOTOS})")
     if not args.skip_serve:
         print(f"\n`serve`: {args.clients} concurrent clients x {args.requests} /analyze requests")
         print("| analyses at once x threads | p50 | p95 | requests/s | errors |\n|---|---|---|---|---|")
@@ -101,8 +105,9 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(30)
             base = base or r
+            waits = f" waits {', '.join(f'{w:.1f}' for w in r['waits'])} s" if r["n"] <= 10 else ""
             print(f"| {conc} x {threads} | {r['p50']:.2f} s | {r['p95']:.2f} s | {r['per_s']:.2f} "
-                  f"({r['per_s'] / base['per_s']:.2f}x) | {r['errors']} of {r['n']} |", flush=True)
+                  f"({r['per_s'] / base['per_s']:.2f}x) | {r['errors']} of {r['n']} |{waits}", flush=True)
     if not args.skip_batch:
         folder = Path(tempfile.mkdtemp())
         for p in photos[: args.photos]:

@@ -68,6 +68,16 @@ def photo_drawn(page) -> None:
     page.wait_for_function("[...document.querySelectorAll('#pc-result img')].every(i => i.complete && i.naturalWidth > 0)")
 
 
+def open_with_two_pills(page, url: str, tmp_path: Path) -> None:
+    """The app with a photo on which the stand-in pipeline (TwoPills) finds its two demo pills."""
+    page.goto(url, wait_until="load")
+    wait_text(page, "#pc-banner", "데모 데이터")
+    photo = tmp_path / "pills.jpg"
+    photo.write_bytes(jpeg((640, 480)))
+    page.locator("#pc-photo input[type=file]").set_input_files(str(photo))
+    wait_text(page, "#pc-status", "2개")
+
+
 def add_medication(page, query: str) -> None:
     page.locator("#pc-med-search textarea, #pc-med-search input").first.fill(query)
     wait_text(page, "#pc-med-results", query)
@@ -240,12 +250,7 @@ def test_phone_readable_in_both_text_sizes(demo_db, phone, tmp_path):
     file is refused in Korean only (no English sentence)."""
     with serve_app(demo_db, TwoPills(db=demo_db)) as url:
         page = phone
-        page.goto(url, wait_until="load")
-        wait_text(page, "#pc-banner", "데모 데이터")
-        photo = tmp_path / "pills.jpg"
-        photo.write_bytes(jpeg((640, 480)))
-        page.locator("#pc-photo input[type=file]").set_input_files(str(photo))
-        wait_text(page, "#pc-status", "2개")
+        open_with_two_pills(page, url, tmp_path)
         for large in (False, True):
             if large:
                 page.locator("#pc-large input").check()
@@ -299,12 +304,7 @@ def test_gradio_words_follow_the_language_switch(demo_db, browser, browser_local
     page = context.new_page()
     try:
         with serve_app(demo_db, TwoPills(db=demo_db)) as url:
-            page.goto(url, wait_until="load")
-            wait_text(page, "#pc-banner", "데모 데이터")
-            photo = tmp_path / "pills.jpg"
-            photo.write_bytes(jpeg((640, 480)))
-            page.locator("#pc-photo input[type=file]").set_input_files(str(photo))
-            wait_text(page, "#pc-status", "2개")
+            open_with_two_pills(page, url, tmp_path)
             page.locator("#pc-other-side button[aria-label='카메라로 찍기']").click()  # Gradio's webcam prompt
             wait_text(page, "#pc-other-side", "눌러서 카메라 켜기")
             for acc in page.locator("#pc-advanced, #pc-report, #pc-batch, #pc-corrections").all():
