@@ -131,6 +131,28 @@ def test_nms_and_validation():
         Detections([[10, 0, 0, 10]], [0.5], [0])
 
 
+@pytest.mark.parametrize("inner, zoom_score, expected", [
+    # two letters boxed surer than the big pill seen zoomed out: one pill, the zoomed-out box
+    ([[300, 250, 380, 300, 0.8], [420, 250, 500, 300, 0.7]], 0.6, [[200, 150, 600, 450]]),
+    # the same, but the zoomed-out box is not sure enough: the first pass stands
+    ([[300, 250, 380, 300, 0.8], [420, 250, 500, 300, 0.7]], 0.45, [[300, 250, 380, 300], [420, 250, 500, 300]]),
+    # four pills in a palm (each small, surer): they stand — a clump is never one pill
+    ([[220, 170, 300, 250, 0.9], [320, 170, 400, 250, 0.9], [420, 170, 500, 250, 0.9], [220, 300, 300, 380, 0.9]],
+     0.7, [[220, 170, 300, 250], [320, 170, 400, 250], [420, 170, 500, 250], [220, 300, 300, 380]]),
+    # one surer box covering most of it (the pill itself, boxed tighter): it stands
+    ([[210, 160, 590, 440, 0.9]], 0.7, [[210, 160, 590, 440]]),
+])
+def test_the_zoomed_out_box_of_a_big_pill_replaces_its_letters(detector, monkeypatch, inner, zoom_score, expected):
+    """The merge of the two passes, on given boxes: a sure zoomed-out box replaces a few small surer boxes inside
+    it (letters, a logo), never many pills or a box that is most of it."""
+    first = (np.array([b[:4] for b in inner], np.float32), np.array([b[4] for b in inner], np.float32),
+             np.zeros(len(inner), np.int64))
+    zoomed = (np.array([[200, 150, 600, 450]], np.float32), np.array([zoom_score], np.float32), np.zeros(1, np.int64))
+    monkeypatch.setattr(detector, "_pass", lambda image, size, conf, square, canvas=None: zoomed if canvas else first)
+    got = detector(np.zeros((600, 800, 3), np.uint8))
+    assert sorted(got.xyxy.round().tolist()) == sorted(expected)
+
+
 def test_12mp_jpeg_decoded_at_working_size_boxes_in_full_pixels(detector, tmp_path):
     """Served path: a 12 MP JPEG (EXIF-rotated) is decoded at half size; the CLI reports full-size upright pixels."""
     img, truth = table_with_pills(4000, 3000)

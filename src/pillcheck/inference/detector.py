@@ -16,6 +16,11 @@ ZOOM_CANVAS = 320  # ... in a grey square of this side: ~1/3 of the first pass's
 ZOOM_MIN_SIDE = 0.2  # its boxes count when their short side is at least this share of the photo's short side
 ZOOM_SURE = 0.25  # boxes below this score take no part in the merge
 CONTAINED = 0.8  # a first-pass box this much inside a zoomed-out one is a part of that pill, if less sure
+# ... or even if surer, when the zoomed-out box is at least WHOLE_SURE and holds at most WHOLE_PARTS such boxes, each
+# under PART_SHARE of its area: letters, a logo or a score line of one big pill (more, or bigger: pills in a heap or
+# a palm stand). Measured on the held-back sets (MODEL_CARD, eleventh session): large tablets, official photos and
+# synthetic close-ups gain, real photos, real close-ups, heaps and printed matter are unchanged
+WHOLE_SURE, PART_SHARE, WHOLE_PARTS = 0.5, 0.25, 2
 DEFAULT_IMGSZ = 416
 IMGSZ_KEY = "pillcheck_imgsz"  # ONNX metadata: the input size the model was chosen to be served at (MODEL_CARD)
 PAD_KEY = "pillcheck_pad"  # ONNX metadata: "square" for a model served on square letterboxes, as it was trained
@@ -142,6 +147,9 @@ class Detector:
                 # a zoomed-out box surer than every first-pass box inside it is one big pill (a letter or logo was
                 # boxed); one less sure is a clump of pills seen from afar (a heap, a palm): the pills stand
                 one = s2 > best_inside
+                part = inside & (areas(boxes)[:, None] < PART_SHARE * areas(b2)[None, :])
+                surer = inside & (scores[:, None] >= s2[None, :])
+                one |= (s2 >= WHOLE_SURE) & ~(surer & ~part).any(0) & ((surer & part).sum(0) <= WHOLE_PARTS)
                 keep = ~inside[:, one].any(1)
                 boxes, scores, cls = (np.concatenate([boxes[keep], b2[one]]), np.concatenate([scores[keep], s2[one]]),
                                       np.concatenate([cls[keep], c2[one]]))
