@@ -22,7 +22,6 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # gradio_client must not look up the Hugging Face hub
@@ -41,7 +40,7 @@ from pillcheck.catalog.identify import Candidate, Identification  # noqa: E402
 from pillcheck.pipeline import Pill, Pipeline, Report  # noqa: E402
 from pillcheck.safety.dur import check  # noqa: E402
 from pillcheck.ui import export, render, sheet  # noqa: E402
-from pillcheck.ui.app import PillcheckApp, device_of, launch  # noqa: E402
+from pillcheck.ui.app import PillcheckApp, device_of, launch, local_time  # noqa: E402
 from pillcheck.ui.i18n import STRINGS  # noqa: E402
 from tests.conftest import SHARED, needs_shared  # noqa: E402
 
@@ -636,7 +635,10 @@ def test_report_sheet_wraps_and_breaks_pages_between_rows(two_pills, tmp_path):
     session, *_ = two_pills.on_photo(upload(tmp_path, jpeg((640, 480))), None, "en", 0.35, 0.5)
     many = [{**session["pills"][0], "index": i} for i in range(1, 41)]
     ev = two_pills.evaluate({**session, "pills": many}, device_of({}), "en")
-    built = sheet.build(ev, None, "en", datetime(2026, 12, 3, 9, 30), {"age": 72, "pregnant": False})
+    when = local_time("2026-12-03T09:30:00+09:00")  # the phone's clock, sent with the tap (LOCAL_TIME_JS)
+    built = sheet.build(ev, None, "en", when, {"age": 72, "pregnant": False})
+    assert "Made: 2026-12-03 09:30 (UTC+09:00)" in built.lines and "Age (years): 72 · Pregnancy: Not pregnant" in built.lines
+    assert local_time("nonsense").tzinfo and local_time("2026-12-03T09:30:00").tzinfo  # no offset: the server's time
     pages = built.pages()
     room = sheet.PAGE_HEIGHT - 2 * sheet.MARGIN
     assert len(pages) >= 2 and all(p.size == (sheet.WIDTH, sheet.PAGE_HEIGHT) for p in pages)

@@ -79,6 +79,12 @@ SHARE_REPORT = """async () => {
   }
   return [];
 }"""
+# the phone's local time with its UTC offset ("2026-12-03T21:05:00+09:00"): the report is dated as the person lives it
+LOCAL_TIME_JS = """(s, d, l, _) => {
+  const n = new Date(), off = -n.getTimezoneOffset(), pad = (x) => String(Math.floor(Math.abs(x))).padStart(2, '0');
+  const local = new Date(n.getTime() + off * 60000).toISOString().slice(0, 19);
+  return [s, d, l, `${local}${off < 0 ? '-' : '+'}${pad(off / 60)}:${pad(off % 60)}`];
+}"""
 # a choice that raised a new serious warning brings it into view (the person may be far below it)
 SHOW_NEW_WARNING = ("() => { document.querySelector('#pc-status .pc-status-alert')"
                     "?.scrollIntoView({block: 'start', behavior: 'smooth'}); return []; }")
@@ -550,15 +556,16 @@ class PillcheckApp:
         return lambda value, device: {**device_of(device), key: bool(value)}
 
     # ------------------------------------------------------------------ handlers: files
-    def on_report(self, session: dict | None, device: Any, lang: str) -> tuple[list[str], dict]:
+    def on_report(self, session: dict | None, device: Any, lang: str, clock: str = "") -> tuple[list[str], dict]:
         """The report to show a pharmacist: a picture (shown on the page, to save or share) and A4 pages (PDF) of
-        the photo, the pills, the warnings and the date; and the same report as CSV and JSON."""
+        the photo, the pills, the warnings and the date (the phone's own clock, ``clock``: LOCAL_TIME_JS, else the
+        server's); and the same report as CSV and JSON."""
         device = device_of(device)
         ev = self.evaluate(session, device, lang)
         folder = self.scratch.new_dir()
         stem = f"pillcheck-{(session or {}).get('name') or 'medications'}"
         photo = render.annotate(session["preview"], ev.pills, session["scale"]) if session else None
-        pictures = sheet.write(folder, stem, sheet.build(ev, photo, lang, datetime.now().astimezone(), device))
+        pictures = sheet.write(folder, stem, sheet.build(ev, photo, lang, local_time(clock), device))
         tables = export.write_reports(folder, stem, [((session or {}).get("name", ""), ev.report(), None)], ev.data)
         return [str(p) for p in (*pictures, *tables)], gr.update(value=str(pictures[0]), visible=True)
 
@@ -703,6 +710,7 @@ class PillcheckApp:
                 rerun = L(gr.Button(t(ko, "rerun")), value="rerun")
             with L(gr.Accordion(t(ko, "report_title"), open=False, elem_id="pc-report"), label="report_title"):
                 report_btn = L(gr.Button(t(ko, "report_btn"), elem_id="pc-report-btn"), value="report_btn")
+                clock = gr.Textbox(visible=False)  # the phone's time, for the report's date (LOCAL_TIME_JS)
                 report_image = L(gr.Image(label=t(ko, "report_image"), type="filepath", interactive=False,
                                           visible=False, buttons=["download", "fullscreen"], elem_id="pc-report-image"),
                                  label="report_image")
@@ -757,7 +765,8 @@ class PillcheckApp:
             large.change(None, [large], None, js=LARGE_JS)
             large.input(self.on_pref("large"), [large, device], [device], **private)
             save_opt.input(self.on_pref("save_corrections"), [save_opt, device], [device], **private)
-            report_btn.click(self.on_report, [session, device, lang], [report_files, report_image], **private)
+            report_btn.click(self.on_report, [session, device, lang, clock], [report_files, report_image],
+                             js=LOCAL_TIME_JS, **private)
             share.click(None, None, None, js=SHARE_REPORT)
             batch_btn.click(self.on_batch, [batch_zip, device, lang, conf, iou], [batch_files, batch_status], **inference)
             corr_btn.click(self.on_corrections, [session, lang], [corr_files, corr_status], **private)
@@ -816,6 +825,15 @@ def choice_label(c: dict, lang: str) -> str:
     parts = [c.get("name") or c["item_seq"], c.get("company") or "", c.get("imprint") or ""]
     text = " · ".join(p for p in parts if p)
     return f"{text} ({render.confidence_word(c['score'], lang)})" if c.get("score") is not None else text
+
+
+def local_time(clock: str | None) -> datetime:
+    """The browser's ISO time with its offset; the server's own time when it sent none or nonsense."""
+    try:
+        when = datetime.fromisoformat((clock or "")[:40])
+    except ValueError:
+        return datetime.now().astimezone()
+    return when if when.tzinfo else datetime.now().astimezone()
 
 
 def found_message(session: dict, lang: str) -> str:

@@ -86,14 +86,17 @@ def wrap(text: str, fnt: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: fl
 
 @dataclass
 class Sheet:
-    """Rows of one fixed width, stacked; each row is a place the PDF may break a page."""
+    """Rows of one fixed width, stacked; each row is a place the PDF may break a page. ``lines``: the text drawn,
+    in order (what the picture says, for a test or an alt text)."""
 
     rows: list[Image.Image] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
 
     def text(self, text: str, size: int = 30, bold: bool = False, colour: tuple = INK,
              fill: tuple | None = None, bar: tuple | None = None, indent: int = 0, gap: int = 8) -> None:
         fnt, inner = font(size, bold), WIDTH - 2 * MARGIN - indent - (24 if fill else 0)
         lines = wrap(plain(text), fnt, inner)
+        self.lines.append(" ".join(lines))
         for i, line in enumerate(lines):
             height = round(size * 1.45) + (gap if i == len(lines) - 1 else 0)
             row = Image.new("RGB", (WIDTH, height), (255, 255, 255))
@@ -157,7 +160,9 @@ def build(ev: Evaluation, photo: np.ndarray | None, lang: str, when: datetime, d
     person's profile from ``device`` (age, pregnancy, nursing: what a pharmacist asks first)."""
     s = Sheet()
     s.text(t(lang, "sheet_title"), 44, bold=True)
-    s.text(t(lang, "sheet_made", when=when.strftime("%Y-%m-%d %H:%M %Z").strip()), 26, colour=SOFT)
+    offset = when.isoformat(timespec="minutes")[16:] if when.utcoffset() is not None else ""
+    s.text(t(lang, "sheet_made", when=f"{when:%Y-%m-%d %H:%M}" + (f" (UTC{offset})" if offset else "")), 26,
+           colour=SOFT)
     age = device.get("age")
     pregnant = {True: "yes", False: "no"}.get(device.get("pregnant"), "unknown")
     profile = [f"{t(lang, 'age')}: {int(age) if isinstance(age, int | float) else '—'}",
