@@ -213,7 +213,7 @@ class Evaluation:
 
     @property
     def serious(self) -> set[tuple]:
-        """The serious warnings, each as (type, products): to tell which ones a change has just raised."""
+        """The serious warnings, each as (kind, products): to tell which ones a change has just raised."""
         return {(w["kind"], tuple(w["items"])) for w in (self.check or {}).get("warnings", []) if render.is_serious(w)}
 
     @property
