@@ -562,6 +562,32 @@ def test_identical_photos_sent_at_once_are_all_answered(client, tmp_path):
     assert not list(Path(get_upload_folder()).rglob("same-photo.jpg"))
 
 
+def test_an_upload_read_twice_at_once_is_in_memory_before_its_file_goes(monkeypatch, tmp_path):
+    """Two requests for one uploaded file (two events at once): the one that finds the file already deleted by the
+    other gets the bytes from memory, never "send it again" — the bytes are kept before the file is deleted."""
+    from gradio.utils import get_upload_folder
+
+    from pillcheck.ui import app as app_module
+
+    folder = Path(get_upload_folder()) / f"race-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "photo.jpg"
+    path.write_bytes(jpeg())
+    payload = {"path": str(path), "orig_name": "photo.jpg"}
+    delete, seen = app_module.discard_upload, []
+
+    def delete_then_read_again(p):  # the other request arrives right after this one deleted the file
+        delete(p)
+        if not seen:
+            seen.append(None)
+            seen[0] = app_module.read_upload(payload)[0]
+
+    monkeypatch.setattr(app_module, "discard_upload", delete_then_read_again)
+    data, _ = app_module.read_upload(payload)
+    assert seen == [data] and not path.exists()
+    folder.rmdir()
+
+
 def test_recent_uploads_forget():
     from pillcheck.ui.app import RecentUploads
 

@@ -172,10 +172,11 @@ def read_upload(payload: Any) -> tuple[bytes, str]:
         data = RECENT_UPLOADS.get(str(p)) if uploaded else None
         if data is None:
             raise images.InputError("upload_gone") from exc
+    else:  # in memory before the file goes: a request that finds the file gone a moment later finds it here
+        if uploaded:
+            RECENT_UPLOADS.put(str(p), data)
     finally:
         discard_upload(p)
-    if uploaded:
-        RECENT_UPLOADS.put(str(p), data)
     return data, name
 
 
