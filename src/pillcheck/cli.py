@@ -499,6 +499,20 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _products_of(labels: list[Path]) -> set[str]:
+    """The products of other sets' labels.csv (a tuning set is built without the evaluation's products)."""
+    import csv
+
+    seqs: set[str] = set()
+    for path in labels:
+        path = path / "labels.csv" if path.is_dir() else path
+        if not path.is_file():
+            raise UserError(f"{path}: no labels.csv to exclude")
+        with open(path, encoding="utf-8") as f:
+            seqs.update(row["item_seq"] for row in csv.DictReader(f))
+    return seqs
+
+
 def cmd_build_identify_set(args: argparse.Namespace) -> int:
     from pillcheck.training import identify_set
     from pillcheck.training.detector import build_cutouts
@@ -509,7 +523,8 @@ def cmd_build_identify_set(args: argparse.Namespace) -> int:
     cut_dir = Path(args.work) / "cutouts"
     build_cutouts(Path(args.shared), cut_dir, cat.path)
     labels = identify_set.build(Path(args.out), records, cut_dir, n_photo=args.photo, n_rendered=args.rendered,
-                                n_multi=args.multi, n_pairs=args.pairs, seed=args.seed)
+                                n_multi=args.multi, n_pairs=args.pairs, n_realistic=args.realistic, seed=args.seed,
+                                exclude=_products_of(args.exclude))
     print(f"wrote {labels}")
     return 0
 
@@ -729,6 +744,10 @@ def build_parser() -> argparse.ArgumentParser:
     eb.add_argument("--rendered", type=int, default=200)
     eb.add_argument("--multi", type=int, default=60, help="photos with 3-6 pills at true relative size")
     eb.add_argument("--pairs", type=int, default=150, help="pills shown on both sides, two photos each (per kind)")
+    eb.add_argument("--realistic", type=int, default=0,
+                    help="table photos of real faces as phones take them (1-6 pills at 200-600 px, strong and mixed "
+                         "light, gloss, shadows, tilt): subset real-like")
+    eb.add_argument("--exclude", type=Path, nargs="*", default=[], help="leave out the products of these labels.csv")
     eb.add_argument("--seed", type=int, default=0)
     _db_arg(eb)
     eb.set_defaults(func=cmd_build_identify_set)

@@ -8,6 +8,9 @@ Format (what `pillcheck eval identify` reads): ``DIR/labels.csv`` with columns
 a table), where the sizes of the pills named first help name the others; or ``pair-photo`` / ``pair-rendered``:
 both faces of one pill, each in its own photo (``image`` and ``other_image``), as when the person turns a pill
 over and photographs its other side. Optional columns ``other_image,ox1,oy1,ox2,oy2`` (empty for one photo).
+``real-like`` (``build_realistic``): real faces as a phone photographs them on a table, the way the renders above
+are too kind about: 1-6 pills at 200-600 px and true relative size, strong and mixed light colour, glossy highlights,
+shadows, coloured and textured tables, tilt and perspective, blur.
 """
 
 from __future__ import annotations
@@ -104,18 +107,20 @@ def _rgba(path: Path) -> np.ndarray:
 
 
 def build(out: Path, records: dict[str, dict], cut_dir: Path, *, n_photo: int = 300, n_rendered: int = 200,
-          n_multi: int = 60, n_pairs: int = 150, seed: int = 0) -> Path:
+          n_multi: int = 60, n_pairs: int = 150, n_realistic: int = 0, seed: int = 0,
+          exclude: set[str] = frozenset()) -> Path:
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     with open(cut_dir / "index.csv", encoding="utf-8") as f:
-        cuts = [r for r in csv.DictReader(f) if r["held_out"] == "1" and r["item_seq"] in records]
+        cuts = [r for r in csv.DictReader(f)
+                if r["held_out"] == "1" and r["item_seq"] in records and r["item_seq"] not in exclude]
     photo_items = {r["item_seq"] for r in cuts}
     rows = []
     for k, i in enumerate(rng.choice(len(cuts), size=min(n_photo, len(cuts)), replace=False)):
         r = cuts[int(i)]
         img, box = place(_rgba(cut_dir / r["file"]), rng, rng.uniform(90, 260))
         rows.append([_save(out, f"photo_{k:04d}.jpg", img), *[round(v, 1) for v in box], r["item_seq"], "photo"])
-    pool = sorted(s for s in records if is_held_out(s) and s not in photo_items)
+    pool = sorted(s for s in records if is_held_out(s) and s not in photo_items and s not in exclude)
     for k, i in enumerate(rng.choice(len(pool), size=min(n_rendered, len(pool)), replace=False)):
         rec = records[pool[int(i)]]
         side = "front" if rng.random() < 0.6 else "back"
@@ -157,8 +162,127 @@ def build(out: Path, records: dict[str, dict], cut_dir: Path, *, n_photo: int = 
             shots.append(place(render(spec_from_record(rec, pair_rng, side), 16.0, pair_rng), pair_rng,
                                pair_rng.uniform(90, 260)))
         rows.append(_pair_row(out, f"pair_rendered_{k:04d}", shots, rec["item_seq"], "pair-rendered"))
+    rows += build_realistic(out, cuts, cut_dir, n_realistic, seed)
     with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["image", "x1", "y1", "x2", "y2", "item_seq", "subset", *OTHER_COLUMNS])
         w.writerows(row + [""] * (7 + len(OTHER_COLUMNS) - len(row)) for row in rows)
     return out / "labels.csv"
+
+
+def _kelvin_gains(kelvin: float) -> np.ndarray:
+    """RGB gains of a light at ``kelvin`` against daylight (6500 K = 1, 1, 1): warm below, blue above."""
+    def rgb(k: float) -> np.ndarray:  # the blackbody's colour, a standard fit of Planck's law in sRGB
+        t = k / 100
+        r = 255.0 if t <= 66 else 329.7 * (t - 60) ** -0.1332
+        g = 99.47 * np.log(t) - 161.1 if t <= 66 else 288.1 * (t - 60) ** -0.0755
+        b = 255.0 if t >= 66 else 0.0 if t <= 19 else 138.5 * np.log(t - 10) - 305.0
+        return np.clip([r, g, b], 1, 255)
+    gains = rgb(kelvin) / rgb(6500)
+    return (gains / gains[1]).astype(np.float32)
+
+
+def _light(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Room light the camera's white balance only half undoes: a colour temperature of 2,700-9,000 K with a
+    green/magenta tint, often a second light of another colour across the scene (a window and a lamp), uneven
+    level and vignetting."""
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    keep = rng.uniform(0.3, 1.0)  # the share of the cast the camera leaves
+    first = _kelvin_gains(rng.uniform(2700, 9000)) ** keep * [1, rng.uniform(0.92, 1.08), 1]
+    if rng.random() < 0.5:
+        a = rng.uniform(0, 2 * np.pi)
+        t = np.clip(0.5 + ((xx - w / 2) * np.cos(a) + (yy - h / 2) * np.sin(a)) / max(w, h), 0, 1)[..., None]
+        second = _kelvin_gains(rng.uniform(2700, 9000)) ** keep
+        gains = first * (1 - t) + second * t
+    else:
+        gains = np.broadcast_to(first, (h, w, 3))
+    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (0.5 * np.hypot(w, h)) ** 2
+    level = rng.uniform(0.6, 1.2) * (1 - rng.uniform(0, 0.35) * r2)
+    return img * gains * level[..., None]
+
+
+def _shadow(img: np.ndarray, alpha: np.ndarray, ox: int, oy: int, rng: np.random.Generator) -> None:
+    """A soft shadow of the pill about to be pasted at (ox, oy), cast a little to one side."""
+    side = alpha.shape[0]
+    d = rng.uniform(0.02, 0.08) * side
+    a = rng.uniform(0, 2 * np.pi)
+    m = np.float32([[1, 0, d * np.cos(a)], [0, 1, d * np.sin(a)]])
+    shade = cv2.GaussianBlur(cv2.warpAffine(alpha.astype(np.float32) / 255, m, (side, side)), (0, 0), 0.03 * side + 1)
+    region = img[oy: oy + side, ox: ox + side]
+    region *= (1 - rng.uniform(0.2, 0.5) * shade)[..., None]
+
+
+def _gloss(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A coated pill's specular highlight: a soft white ellipse somewhere on its face."""
+    alpha = sprite[..., 3] > 127
+    ys, xs = np.nonzero(alpha)
+    k = int(rng.integers(len(xs)))
+    h, w = alpha.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    size = max(h, w)
+    sx, sy = size * rng.uniform(0.04, 0.15), size * rng.uniform(0.02, 0.08)
+    t = rng.uniform(0, np.pi)
+    u = (xx - xs[k]) * np.cos(t) + (yy - ys[k]) * np.sin(t)
+    v = -(xx - xs[k]) * np.sin(t) + (yy - ys[k]) * np.cos(t)
+    blob = rng.uniform(0.4, 0.95) * np.exp(-(u / sx) ** 2 / 2 - (v / sy) ** 2 / 2) * alpha
+    out = sprite.copy()
+    out[..., :3] = np.clip(sprite[..., :3] * (1 - blob[..., None]) + 255 * blob[..., None], 0, 255)
+    return out
+
+
+def realistic_scene(sprites: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, list[list[float]]]:
+    """Pills (RGBA, at one common pixels-per-mm) on a table as a phone photographs it (see ``_light``,
+    ``_shadow``, ``_gloss``, a tilted view, blur, noise, JPEG); each pill's tight box in the final image."""
+    turned = [_rotated(_gloss(s, rng) if rng.random() < 0.6 else s, rng) for s in sprites]
+    cell = int(max(t.shape[0] for t in turned) * rng.uniform(1.1, 1.5))
+    cols = int(np.ceil(np.sqrt(len(turned))))
+    rows = int(np.ceil(len(turned) / cols))
+    pad = cell // 3
+    h, w = rows * cell + 2 * pad, cols * cell + 2 * pad
+    img = procedural_background(h, w, rng).astype(np.float32)
+    ids = np.zeros((h, w), np.uint8)
+    for k, t in enumerate(turned):
+        r, c = divmod(k, cols)
+        slack = cell - t.shape[0]
+        ox, oy = pad + c * cell + int(rng.integers(0, slack + 1)), pad + r * cell + int(rng.integers(0, slack + 1))
+        _shadow(img, t[..., 3], ox, oy, rng)
+        _paste(img, t, ox, oy)
+        ids[oy: oy + t.shape[0], ox: ox + t.shape[0]][t[..., 3] > 127] = k + 1
+    d = rng.uniform(0, 0.07) * min(w, h)  # the phone held not quite flat
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    m = cv2.getPerspectiveTransform(src, (src + rng.uniform(-d, d, (4, 2))).astype(np.float32))
+    img = cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    ids = cv2.warpPerspective(ids, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    img = np.clip(_light(img, rng), 0, 255)
+    if rng.random() < 0.6:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.6))
+    img = np.clip(img + rng.normal(0, rng.uniform(1, 6), img.shape), 0, 255).astype(np.uint8)
+    ok, enc = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 93))])
+    boxes = []
+    for k in range(len(turned)):
+        ys, xs = np.nonzero(ids == k + 1)
+        boxes.append([float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)])
+    return cv2.cvtColor(cv2.imdecode(enc, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), boxes
+
+
+def build_realistic(out: Path, cuts: list[dict], cut_dir: Path, n: int = 150, seed: int = 0) -> list[list]:
+    """``n`` table photos of real held-out faces (``realistic_scene``), mostly four pills as in a drawer's
+    handful, sometimes one to three (a close look) or five or six; the typical pill 200-500 px long. ``cuts``:
+    rows of the cut-outs' index.csv. Rows for labels.csv."""
+    rng = np.random.default_rng(seed + 3)
+    rows = []
+    for k in range(n):
+        count = int(rng.choice([1, 2, 3, 4, 5, 6], p=[0.1, 0.08, 0.07, 0.6, 0.1, 0.05]))
+        picked = [cuts[int(i)] for i in rng.choice(len(cuts), size=count, replace=False)]
+        rgba = [_rgba(cut_dir / r["file"]) for r in picked]
+        long_mm = [max(a.shape[:2]) / float(r["px_per_mm"]) for a, r in zip(rgba, picked)]
+        ppm = rng.uniform(200, 500) / float(np.median(long_mm))
+        ppm = min(ppm, 600 / max(long_mm))
+        sprites = [cv2.resize(a, None, fx=ppm / float(r["px_per_mm"]), fy=ppm / float(r["px_per_mm"]),
+                              interpolation=cv2.INTER_AREA if ppm < float(r["px_per_mm"]) else cv2.INTER_CUBIC)
+                   for a, r in zip(rgba, picked)]
+        img, boxes = realistic_scene(sprites, rng)
+        name = _save(out, f"real_like_{k:04d}.jpg", img)
+        rows.extend([name, *[round(v, 1) for v in box], r["item_seq"], "real-like"] for box, r in zip(boxes, picked))
+    return rows
