@@ -277,3 +277,29 @@ def test_a_recognizer_with_hangul_reads_and_scores_it(tmp_path):
     both = ImprintReader([tmp_path / "hangul.onnx", tmp_path / "latin.onnx"], threads=1)
     assert both.alphabet == ALPHABET
     assert both.score_many(both.read(pill("0B0")), ["가B가"])[0] == -np.inf
+
+
+@needs_model
+def test_line_pairs_run_only_when_scored_and_read_as_one_batch_would(reader):
+    """The pairs (~70% of a pill's band pixels) run on the first score that needs them, never for a read that
+    only gives its greedy texts; and every band's log-probs equal those of the one batch all bands used to share."""
+    from pillcheck.inference.imprint import to_batch
+
+    rec = reader.recognizers[0]
+    runs = []
+    original = rec.session.run
+    rec.session.run = lambda *a, **k: runs.append(a[1][rec.input_name].shape) or original(*a, **k)
+    try:
+        crop = two_line_pill("YH", "250", 35)
+        read = reader.read(crop)
+        assert len(runs) == 1 and read.texts  # the one-line bands only
+        reader.score_many(read, ["YH250", "250"])
+        reader.score_many(read, ["YH"])
+        assert len(runs) == 2  # the pairs once, then kept
+    finally:
+        rec.session.run = original
+    bands = variants(crop)
+    together = rec(to_batch(bands.singles + [b for pair in bands.pairs for b in pair]), reader.alphabet)
+    n = len(bands.singles)
+    np.testing.assert_allclose(np.stack(read.logprobs[0]), together[:n], atol=1e-4)
+    np.testing.assert_allclose(np.stack([x for pair in read.lines[0] for x in pair]), together[n:], atol=1e-4)

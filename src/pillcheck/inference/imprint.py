@@ -19,7 +19,8 @@ learnt from real and drawn faces); candidates with other characters score ``-inf
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -60,11 +61,23 @@ class ImprintRead:
     texts: list[tuple[str, float]]  # distinct non-empty greedy reads with confidence (0..1), best first
     # per recognizer, per one-line band: T x (1 + len(ALPHABET)) log-probs, column 0 = blank
     logprobs: list[list[np.ndarray]]
-    lines: list[list[tuple[np.ndarray, np.ndarray]]]  # per recognizer, per orientation: (upper, lower) line log-probs
     aspect: float | None = None  # long / short side of the segmented pill (None when segmentation failed)
     length_px: float | None = None  # its long side in pixels of the crop that was read (None likewise)
     hull: np.ndarray | None = None  # its outline in pixels of that crop (None likewise)
     alphabet: str = ALPHABET  # the characters of the log-prob columns after the blank
+    # runs the recognizers on the (upper, lower) line bands when ``lines`` is first asked for
+    pending: Callable[[], list[list[tuple[np.ndarray, np.ndarray]]]] | None = field(default=None, repr=False)
+    _lines: list[list[tuple[np.ndarray, np.ndarray]]] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def lines(self) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        """Per recognizer, per orientation: (upper, lower) line log-probs. Read only when first asked for: the
+        line pairs are ~70% of a pill's band pixels, and only the CTC scoring uses them, which a pill whose faces
+        read as nothing never gets (about a third of single faces)."""
+        if self._lines is None:
+            self._lines = self.pending() if self.pending else []
+            self.pending = None
+        return self._lines
 
 
 def _encode(texts: list[str], reverse: bool = False, alphabet: str = ALPHABET) -> tuple[np.ndarray, np.ndarray]:
@@ -314,9 +327,10 @@ def variants(rgb: np.ndarray) -> Bands:
     return Bands(singles, pairs, [float(base + a) for a in angles], aspect, length, hull)
 
 
-def to_batch(images: list[np.ndarray]) -> np.ndarray:
-    """PP-OCR rec input: (x/255 - 0.5)/0.5, NCHW, right-padded with zeros to the widest image (multiple of 8)."""
-    width = -(-max(i.shape[1] for i in images) // 8) * 8
+def to_batch(images: list[np.ndarray], width: int = 0) -> np.ndarray:
+    """PP-OCR rec input: (x/255 - 0.5)/0.5, NCHW, right-padded with zeros to the widest image or ``width``
+    (a multiple of 8)."""
+    width = -(-max([i.shape[1] for i in images] + [width]) // 8) * 8
     batch = np.zeros((len(images), 3, HEIGHT, width), np.float32)
     for j, img in enumerate(images):
         batch[j, :, :, : img.shape[1]] = img.transpose(2, 0, 1) / 127.5 - 1.0
@@ -384,26 +398,34 @@ class ImprintReader:
                                 if all(c in r.alphabet for r in self.recognizers[1:]))
 
     def read(self, crop_rgb: np.ndarray) -> ImprintRead:
-        """All bands of one pill crop (RGB or RGBA, any rotation) in one run per recognizer: greedy reads plus
-        log-prob matrices. A crop too small to hold text reads as nothing."""
+        """All one-line bands of one pill crop (RGB or RGBA, any rotation) in one run per recognizer: greedy reads
+        plus log-prob matrices; the line pairs when the scoring first needs them (``ImprintRead.lines``), in a run
+        of their own. Every band is padded to the widest of all, as when they ran in one batch: the recognizer's
+        output depends on the padding (unpadded one-line bands moved top-1 / top-5 by -0.6 to +2 points per
+        subset, `identify_eval5` and the realistic set), and this way every read is the same as before. A crop too
+        small to hold text reads as nothing."""
         if min(crop_rgb.shape[:2]) < 4:
-            return ImprintRead([], [], [])
+            return ImprintRead([], [])
         bands = variants(np.ascontiguousarray(crop_rgb[..., :3]))
-        batch = to_batch(bands.singles + [b for pair in bands.pairs for b in pair])
-        n = len(bands.singles)
+        width = max(b.shape[1] for b in bands.singles + [b for pair in bands.pairs for b in pair])
         best: dict[str, float] = {}
-        logprobs, lines = [], []
+        logprobs = []
         for rec in self.recognizers:
-            out = list(rec(batch, self.alphabet))
-            one, two = out[:n], out[n:]
+            one = list(rec(to_batch(bands.singles, width), self.alphabet))
             for lp in one:
                 text, conf = greedy(lp, self.alphabet)
                 if text and conf > best.get(text, -1.0):
                     best[text] = conf
             logprobs.append(one)
-            lines.append(list(zip(two[0::2], two[1::2])))
-        return ImprintRead(sorted(best.items(), key=lambda kv: -kv[1]), logprobs, lines, bands.aspect, bands.length,
-                           bands.hull, self.alphabet)
+
+        def pairs() -> list[list[tuple[np.ndarray, np.ndarray]]]:
+            if not bands.pairs:
+                return []
+            batch = to_batch([b for pair in bands.pairs for b in pair], width)
+            return [list(zip(*[iter(rec(batch, self.alphabet))] * 2)) for rec in self.recognizers]
+
+        return ImprintRead(sorted(best.items(), key=lambda kv: -kv[1]), logprobs, bands.aspect, bands.length,
+                           bands.hull, self.alphabet, pairs)
 
     @staticmethod
     def score_many(read: ImprintRead, candidates: list[str]) -> np.ndarray:
