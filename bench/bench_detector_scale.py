@@ -3,7 +3,9 @@
     python bench/bench_detector_scale.py --before OLD.onnx [--after models/detector.onnx] [--repeat 40]
 
 Rows: the previous model as it was served (one pass), the new model with one pass, and the new model as served
-(one pass + the zoomed-out pass for close-ups, ``Detector.zoom_side``). ``OLD.onnx``: e.g.
+(one pass + the zoomed-out pass for close-ups, ``Detector.zoom_side``); with ``--heaps`` (the ``heaps`` set of
+``pillcheck eval build-detect-sets``), the new model on those photos without and with the tile pass, which runs only
+on what looks like a heap (``detector.heap_band``). ``OLD.onnx``: e.g.
 ``git show 8d71087:models/detector.onnx > /tmp/old.onnx`` (the model before the issue). Decode excluded.
 """
 
@@ -32,6 +34,7 @@ def main() -> None:
     ap.add_argument("--after", type=Path, default=config.MODELS_DIR / "detector.onnx")
     ap.add_argument("--images", type=Path,
                     default=config.REPO_ROOT.parent / "shared" / "data" / "photos" / "pushin-pill" / "images")
+    ap.add_argument("--heaps", type=Path, default=None, help="a folder of heap photos (images/*.jpg)")
     ap.add_argument("--repeat", type=int, default=40)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
@@ -51,6 +54,14 @@ def main() -> None:
     for name, t in zip(paths, times):
         p50 = statistics.median(t)
         print(f"{name:<46} {p50:8.1f} {np.percentile(t, 95):8.1f} {p50 / base:9.2f}x")
+    if args.heaps:
+        heaps = [images.decode(p, min_side=images.WORKING_SIDE).rgb for p in sorted(args.heaps.glob("images/*.jpg"))[:6]]
+        served, no_tiles = (Detector(args.after, threads=args.threads, tiles=t) for t in (True, False))
+        times = timed([lambda f: no_tiles(f), lambda f: served(f)], heaps, args.repeat)
+        print(f"{len(heaps)} heap photos at the app's working size ({heaps[0].shape[1]}x{heaps[0].shape[0]} ...)")
+        for name, t in zip(["heaps: served without the tile pass", "heaps: served (tile pass)"], times):
+            p50 = statistics.median(t)
+            print(f"{name:<46} {p50:8.1f} {np.percentile(t, 95):8.1f} {p50 / statistics.median(times[0]):9.2f}x")
 
 
 if __name__ == "__main__":

@@ -33,10 +33,10 @@ def _load(key: tuple, factory: Callable[[], T]) -> T:
 
 
 def detector(path: Path | None = None, imgsz: int | None = None, square: bool | None = None,
-             zoom_side: int | None = None) -> Detector:
+             zoom_side: int | None = None, tiles: bool = True) -> Detector:
     p = Path(path or config.MODELS_DIR / "detector.onnx").resolve()
-    return _load(("detector", p, imgsz, square, zoom_side),
-                 lambda: Detector(p, imgsz=imgsz, square=square, zoom_side=zoom_side))
+    return _load(("detector", p, imgsz, square, zoom_side, tiles),
+                 lambda: Detector(p, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles))
 
 
 def _optional(kind: str, candidates: list[Path], factory: Callable[[list[Path]], T]) -> T | None:

@@ -190,6 +190,12 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
     return f"<div class='pc-cards'>{''.join(cards)}</div>"
 
 
+def products_of(w: dict, labels: dict) -> str:
+    """A warning's products as the person sees them: the photo's number and name where a pill is on it, else the
+    product's name (one place, so the page and the printed sheet never name a warning's pills differently)."""
+    return " + ".join(labels.get(s, n) for s, n in zip(w["items"], w.get("item_names") or w["items"]))
+
+
 def _warning_html(w: dict, who: str, lang: str, possible: str = "") -> str:
     """One warning: icon, severity, type, the products (``who``, HTML), the official reason; a possible one says
     under what condition (``possible``, HTML) and is not an alert."""
@@ -242,8 +248,7 @@ def warnings_html(check: dict | None, labels: dict[str, str], not_identified: li
     no warning is not a guarantee."""
     parts = []
     warnings = sorted((check or {}).get("warnings", []), key=lambda w: SEVERITY_ORDER.get(w["severity"], 9))
-    who = lambda w: " + ".join(escape(labels.get(s, n))  # noqa: E731
-                               for s, n in zip(w["items"], w.get("item_names") or w["items"]))
+    who = lambda w: escape(products_of(w, labels))  # noqa: E731
     # one product's cautions (max dose, duration, splitting, the elderly) are how to take it, not a danger of
     # the set: one quiet, folded list, so they never outnumber the warnings that matter
     cautions = [w for w in warnings if not is_serious(w)]

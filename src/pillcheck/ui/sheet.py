@@ -176,7 +176,7 @@ def build(ev: Evaluation, photo: np.ndarray | None, lang: str, when: datetime, d
         s.picture(photo)
     warnings = sorted((ev.check or {}).get("warnings", []), key=lambda w: SEVERITY_ORDER.get(w["severity"], 9))
     serious = [w for w in warnings if render.is_serious(w)]
-    who = lambda w: " + ".join(ev.labels.get(x, n) for x, n in zip(w["items"], w.get("item_names") or w["items"]))  # noqa: E731
+    who = lambda w: render.products_of(w, ev.labels)  # noqa: E731
     s.space()
     s.text(t(lang, "warnings_title"), 36, bold=True)
     for w in serious:
