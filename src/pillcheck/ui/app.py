@@ -54,8 +54,6 @@ MAX_MEDS = 40
 # undo: the medications the last untick removed, to put back with one tap
 DEVICE_DEFAULT: dict[str, Any] = {"meds": [], "undo": [], "history": [], "age": None, "pregnant": None, "nursing": False,
                                   "lang": DEFAULT, "large": False, "save_corrections": False}
-PREGNANCY = {"no": False, "yes": True, "unknown": None}  # the profile's choice -> Profile.pregnant
-PREGNANCY_CHOICE = {v: k for k, v in PREGNANCY.items()}
 MAX_HISTORY = 60
 WEBCAM = gr.WebcamOptions(mirror=False,  # imprints must read the right way round
                           constraints={"video": {"facingMode": {"ideal": "environment"},
@@ -530,7 +528,7 @@ class PillcheckApp:
 
     def on_profile(self, age: float | None, pregnancy: str | None, nursing: bool, device: Any, session: dict | None,
                    lang: str) -> list:
-        device = {**device_of(device), "age": age, "pregnant": PREGNANCY.get(pregnancy or "unknown"),
+        device = {**device_of(device), "age": age, "pregnant": render.PREGNANCY.get(pregnancy or "unknown"),
                   "nursing": bool(nursing)}
         return [device, *self.view(session, device, lang)]
 
@@ -548,7 +546,7 @@ class PillcheckApp:
     def on_load(self, device: Any) -> list:
         device = device_of(device)
         lang = device["lang"]
-        return [lang, device["large"], device["age"], PREGNANCY_CHOICE[pregnant_of(device)], device["nursing"],
+        return [lang, device["large"], device["age"], render.PREGNANCY_CHOICE[pregnant_of(device)], device["nursing"],
                 device["save_corrections"],
                 *self.view(None, device, lang, t(lang, "photo_hint"))]
 
@@ -794,7 +792,7 @@ def pregnant_of(device: dict) -> bool | None:
 
 
 def pregnancy_choices(lang: str) -> list[tuple[str, str]]:
-    return [(t(lang, f"preg_{k}"), k) for k in PREGNANCY]
+    return [(t(lang, f"preg_{k}"), k) for k in render.PREGNANCY]
 
 
 def codes(items: list[str] | str | None) -> list[str]:

@@ -19,6 +19,10 @@ from pillcheck.ui.i18n import t, term
 STATUS_RGB = {"sure": (22, 130, 60), "confirmed": (29, 78, 216), "unsure": (194, 65, 12), "unknown": (75, 85, 99)}
 SEVERITY_ICON = {"critical": "⛔", "warning": "⚠️", "caution": "🔶", "info": "ℹ️"}
 DISPLAY_SIDE = 1280  # longest side of the annotated photo: sharp on a phone, light to send
+# the profile's pregnancy choice -> Profile.pregnant (None: not said, the pregnancy rules are reported as not checked),
+# and back: the words ``preg_<choice>`` on the page, in the profile and on the printed sheet
+PREGNANCY = {"no": False, "yes": True, "unknown": None}
+PREGNANCY_CHOICE = {v: k for k, v in PREGNANCY.items()}
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:

@@ -164,7 +164,7 @@ def build(ev: Evaluation, photo: np.ndarray | None, lang: str, when: datetime, d
     s.text(t(lang, "sheet_made", when=f"{when:%Y-%m-%d %H:%M}" + (f" (UTC{offset})" if offset else "")), 26,
            colour=SOFT)
     age = device.get("age")
-    pregnant = {True: "yes", False: "no"}.get(device.get("pregnant"), "unknown")
+    pregnant = render.PREGNANCY_CHOICE.get(device.get("pregnant"), "unknown")
     profile = [f"{t(lang, 'age')}: {int(age) if isinstance(age, int | float) else '—'}",
                f"{t(lang, 'pregnancy')}: {t(lang, 'preg_' + pregnant)}"] + ([t(lang, "nursing")] if device.get("nursing")
                                                                         else [])
