@@ -46,22 +46,24 @@ def main() -> None:
     paths = {"before: previous model, one pass": Detector(args.before, threads=args.threads, zoom_side=0),
              "after: new model, one pass": Detector(args.after, threads=args.threads, zoom_side=0),
              "after: new model + zoomed-out pass (served)": Detector(args.after, threads=args.threads)}
-    times = timed([lambda f, d=d: d(f) for d in paths.values()], frames, args.repeat)
-    base = statistics.median(times[0])
     print(f"{len(frames)} photos at 12 MP ({frames[0].shape[1]}x{frames[0].shape[0]} ...), {args.threads} threads, "
           f"{args.repeat} rounds interleaved")
-    print(f"{'path':<46} {'p50 ms':>8} {'p95 ms':>8} {'vs before':>10}")
+    print(f"{'path':<46} {'p50 ms':>8} {'p95 ms':>8} {'vs first':>10}")
+    report(paths, frames, args.repeat)
+    if args.heaps:
+        heaps = [images.decode(p, min_side=images.WORKING_SIDE).rgb for p in sorted(args.heaps.glob("images/*.jpg"))[:6]]
+        print(f"{len(heaps)} heap photos at the app's working size ({heaps[0].shape[1]}x{heaps[0].shape[0]} ...)")
+        report({"heaps: served without the tile pass": Detector(args.after, threads=args.threads, tiles=False),
+                "heaps: served (tile pass)": Detector(args.after, threads=args.threads)}, heaps, args.repeat)
+
+
+def report(paths: dict[str, Detector], frames: list[np.ndarray], repeat: int) -> None:
+    """The paths timed interleaved on the same frames: p50, p95 and the p50 against the first path's."""
+    times = timed(list(paths.values()), frames, repeat)
+    base = statistics.median(times[0])
     for name, t in zip(paths, times):
         p50 = statistics.median(t)
         print(f"{name:<46} {p50:8.1f} {np.percentile(t, 95):8.1f} {p50 / base:9.2f}x")
-    if args.heaps:
-        heaps = [images.decode(p, min_side=images.WORKING_SIDE).rgb for p in sorted(args.heaps.glob("images/*.jpg"))[:6]]
-        served, no_tiles = (Detector(args.after, threads=args.threads, tiles=t) for t in (True, False))
-        times = timed([lambda f: no_tiles(f), lambda f: served(f)], heaps, args.repeat)
-        print(f"{len(heaps)} heap photos at the app's working size ({heaps[0].shape[1]}x{heaps[0].shape[0]} ...)")
-        for name, t in zip(["heaps: served without the tile pass", "heaps: served (tile pass)"], times):
-            p50 = statistics.median(t)
-            print(f"{name:<46} {p50:8.1f} {np.percentile(t, 95):8.1f} {p50 / statistics.median(times[0]):9.2f}x")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ CONTAINED = 0.8  # a first-pass box this much inside a zoomed-out one is a part 
 # synthetic close-ups gain, real photos, real close-ups, heaps and printed matter are unchanged
 WHOLE_SURE, PART_SHARE, WHOLE_PARTS = 0.5, 0.25, 2
 # A heap: many small, alike, sure boxes. The model sees the photo again in 2x2 overlapping tiles (TILE_OVERLAP of the
-# short side), pills hidden among the others at twice the pixels. It runs only when at least TILE_MIN boxes score
+# short side), pills hidden among the others at ~1.7x the resolution. It runs only when at least TILE_MIN boxes score
 # TILE_SURE, their median short side is under TILE_SMALL of the photo's, their sizes vary by at most TILE_SPREAD
 # (std / mean: letters on a page vary more) and their median score is TILE_CONFIDENT; a tile box counts when its short
 # side is within TILE_BAND of that median and scores no higher than that median score (it never outranks the pills
@@ -148,7 +148,7 @@ class Detector:
             # the photo shrunk into a grey square: a close-up's pill at the sizes the model knows. Only its large
             # boxes count (small pills are the first pass's)
             b2, s2, c2 = self._pass(image, self.zoom_side, conf, square=False, canvas=self.zoom_canvas)
-            big = (np.minimum(b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1]) >= ZOOM_MIN_SIDE * min(w, h)) & (s2 >= ZOOM_SURE)
+            big = (_short(b2) >= ZOOM_MIN_SIDE * min(w, h)) & (s2 >= ZOOM_SURE)
             b2, s2, c2 = b2[big], s2[big], c2[big]
             if len(b2):
                 # (first pass, zoomed out); boxes under ZOOM_SURE take no part, so any threshold above it sees the
@@ -222,11 +222,11 @@ def heap_band(boxes: np.ndarray, scores: np.ndarray, short_side: int) -> tuple[f
     sure = scores >= TILE_SURE
     if sure.sum() < TILE_MIN:
         return None
-    short, med = _short(boxes[sure]), float(np.median(_short(boxes[sure])))
-    if (med >= TILE_SMALL * short_side or np.std(short) > TILE_SPREAD * np.mean(short)
-            or np.median(scores[sure]) < TILE_CONFIDENT):
+    short = _short(boxes[sure])
+    med, score = float(np.median(short)), float(np.median(scores[sure]))
+    if med >= TILE_SMALL * short_side or np.std(short) > TILE_SPREAD * np.mean(short) or score < TILE_CONFIDENT:
         return None
-    return med, float(np.median(scores[sure]))
+    return med, score
 
 
 def _contained(a: np.ndarray, b: np.ndarray) -> np.ndarray:
