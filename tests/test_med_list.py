@@ -94,6 +94,23 @@ def test_a_list_match_against_contrary_imprint_evidence_is_not_sure(index):
     assert blank.status != "sure"
 
 
+def test_a_near_read_of_my_medicines_imprint_names_it_surely_and_only_with_the_list(index):
+    """A read one letter off a listed product's code ('FLUL50JI' for 'FLU-50 JI'): sure with the list (nothing off the
+    list comes close), never without it, and not on a read too short or too far from the code to say it."""
+    code, (product,) = _twins(index, 1)
+    vocab = set(index.front) | set(index.back)
+    near = next(q for q in (code[:-1] + c for c in "QXZ7") if q not in vocab)
+    other = next(str(s) for s, f in zip(index.item_seq, index.front) if f and f[0] != code[0] and len(f) >= 3)
+    ctc = lambda texts: np.array([-3.0 if normalize_imprint(t) == code else -30.0 for t in texts])  # noqa: E731
+    mine = index.list_prior([product, other])
+    listed = index.rank(None, [near], ctc, prior=mine)
+    assert listed.best.item_seq == product and listed.from_list is True and listed.status == "sure"
+    assert index.rank(None, [near], ctc).status != "sure"  # off the list an exact read stays the rule
+    assert index.rank(None, [near[-2:]], ctc, prior=mine).status != "sure"  # two characters say too little
+    far = "".join("W" if ch != "W" else "M" for ch in code)
+    assert index.rank(None, [far], ctc, prior=mine).status != "sure"
+
+
 def test_a_pill_that_is_none_of_my_medicines_says_so(index):
     code, (product,) = _twins(index, 1)
     rng = np.random.default_rng(0)

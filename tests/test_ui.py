@@ -389,6 +389,23 @@ def test_cards_say_where_a_name_came_from():
     assert "판콜에이와 일치" in render.cards_html([{**vowel, "from_list": True}], {}, "ko")
 
 
+def test_an_unsure_card_says_what_the_other_side_of_its_product_shows():
+    cand = {"item_seq": "1", "name": "코바라탄정", "score": 0.6, "company": "c", "faces": ["HN", "VH16"],
+            "evidence": {"face": "back"}}
+    pill = {"index": 1, "box": [0, 0, 9, 9], "status": "unsure", "item_seq": None, "imprint_read": "VH16",
+            "candidates": [cand]}
+    assert "코바라탄정의 반대쪽 글자는 “HN”입니다" in render.cards_html([pill], {}, "ko")  # the face not read
+    front = {**pill, "imprint_read": "HN", "candidates": [{**cand, "evidence": {"face": "front"}}]}
+    assert "reads “VH16”" in render.cards_html([front], {}, "en")
+    blank_back = {**pill, "candidates": [{**cand, "faces": ["VH16", ""], "evidence": {"face": "front"}}]}
+    assert "has no imprint" in render.cards_html([blank_back], {}, "en")
+    unread = {**pill, "imprint_read": "", "candidates": [{**cand, "faces": ["", "VH16"]}]}
+    assert "reads “VH16”" in render.cards_html([unread], {}, "en")  # nothing read: the blank side is up
+    # which side is up is not known (nothing read, both printed), both sides seen, or sure: nothing to say
+    for quiet in ({**pill, "imprint_read": ""}, {**pill, "imprint_read": "VH16 // HN"}, {**pill, "status": "sure"}):
+        assert "pc-other-side" not in render.cards_html([quiet], {}, "en")
+
+
 def test_a_box_photo_adds_to_my_medications_or_says_why_not(two_pills, tmp_path):
     bars = np.array(zxingcpp.create_barcode("8806205000126", zxingcpp.BarcodeFormat.EAN13).to_image(scale=3))
     box = np.full((600, 800, 3), 235, np.uint8)

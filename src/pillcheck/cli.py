@@ -554,7 +554,8 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
         data = td.build_dataset(cfg)
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads,
-                    lr0=args.lr0, close_mosaic=args.close_mosaic)
+                    lr0=args.lr0, close_mosaic=args.close_mosaic, workers=args.workers, hours=args.hours,
+                    cache=args.cache)
     weights = best if args.export == "best" else best.with_name("last.pt")
     onnx = td.export(weights, Path(args.output), imgsz=args.imgsz, serve_imgsz=args.serve_imgsz,
                      serve_square=args.serve_square)
@@ -788,6 +789,9 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--scenes-round", type=int, default=0,
                     help="N > 0: draw fresh training scenes for a further leg; validation and held-back sets unchanged")
     td.add_argument("--device", default="cpu", help="cpu, or a CUDA index such as 0")
+    td.add_argument("--workers", type=int, default=0, help="data-loader processes (several feed a GPU)")
+    td.add_argument("--hours", type=float, default=None, help="train for this wall-clock time instead of --epochs")
+    td.add_argument("--cache", action="store_true", help="hold the decoded training images in RAM")
     td.add_argument("--rebuild", action="store_true", help="rebuild the dataset even if it exists")
     td.add_argument("--resume", action="store_true", help="continue an interrupted run from last.pt")
     _db_arg(td)

@@ -254,7 +254,7 @@ def _ultralytics_offline(config_dir: Path) -> None:
 
 def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int = 416, epochs: int = 30,
           batch: int = 16, threads: int = 2, resume: bool = False, device: str = "cpu", lr0: float | None = None,
-          close_mosaic: int = 3) -> Path:
+          close_mosaic: int = 3, workers: int = 0, hours: float | None = None, cache: bool = False) -> Path:
     """Train from scratch (no downloadable weights here), or continue from our own ``.pt`` or exported ``.onnx``
     (``models/detector.onnx``: runs do not survive a fresh machine, the shipped model does) given as ``model``.
 
@@ -263,6 +263,9 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     at 0.1, which undid much of a trained model in the first epochs: real-photo mAP50-95 0.55 -> 0.39 by epoch 3).
     On a shared 2-core machine use ``threads=1``: two OpenMP threads on two busy cores stall each other.
     ``close_mosaic``: the last epochs without mosaic (``>= epochs``: none, every epoch on whole frames as served).
+    ``workers`` loader processes (0 on the 2-core machine; a GPU is fed by several), ``hours`` a wall-clock budget that
+    replaces ``epochs`` (ultralytics re-plans the epochs and the learning-rate decay after the first one: a lent GPU's
+    minutes are fixed, its speed is not known in advance), ``cache`` decoded images held in RAM.
     """
     run_dir = run_dir.resolve()  # ultralytics puts a relative project under its own runs/detect/
     _ultralytics_offline(run_dir.parent / ".ultralytics")
@@ -282,8 +285,11 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
             model = str(checkpoint_from_onnx(Path(model), run_dir.parent / f"{run_dir.name}_from_onnx.pt", calibration,
                                              imgsz=imgsz))
         tune = {"optimizer": "AdamW", "lr0": lr0, "warmup_epochs": 0} if lr0 else {}
+        if hours:
+            tune["time"] = hours
         YOLO(model).train(
-            **tune, data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, device=device, workers=0,
+            **tune, data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, device=device, workers=workers,
+            cache="ram" if cache else False,
             project=str(run_dir.parent), name=run_dir.name, exist_ok=True, pretrained=model.endswith(".pt"),
             plots=False, amp=False, seed=0, deterministic=False, mosaic=1.0, close_mosaic=close_mosaic, degrees=180.0,
             flipud=0.5, fliplr=0.5, scale=0.5, hsv_h=0.03, patience=100,

@@ -130,6 +130,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "source": "찾은 곳",
         "from_list_yes": "내 약: {name}{josa} 일치",
         "from_list_maybe": "내 약 {name}일 수 있습니다 — 맞는지 확인해 주세요",
+        "other_side_says": "뒤집어서 확인해 보세요: {name}의 반대쪽 글자는 “{text}”입니다.",
+        "other_side_blank": "뒤집어서 확인해 보세요: {name}의 반대쪽에는 글자가 없습니다.",
         "from_list_no": "내 약 목록에 없는 약 · 전체 목록에서 찾음",
         "group": "같은 약",
         "group_text": "성분·함량·제형이 같은 제품 {n}개와 구별할 수 없지만, 어느 것이든 검사 결과는 같습니다",
@@ -316,6 +318,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "source": "Named from",
         "from_list_yes": "My medicine: matches {name}",
         "from_list_maybe": "May be my medicine {name} — please check",
+        "other_side_says": "Turn it over to check: the other side of {name} reads “{text}”.",
+        "other_side_blank": "Turn it over to check: the other side of {name} has no imprint.",
         "from_list_no": "Not one of my medicines · found in the whole catalog",
         "group": "Same medicine",
         "group_text": "Cannot be told from {n} products with the same ingredient, strength and form; the check is the "

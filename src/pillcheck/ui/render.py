@@ -112,6 +112,24 @@ def source_text(pill: dict, prod: dict, lang: str) -> str:
     return t(lang, "from_list_no")
 
 
+def other_side_text(pill: dict, prod: dict, lang: str) -> str:
+    """What the other side of the card's product says, for a pill seen from one side only: the person can turn the
+    pill over and look, no second photo needed. Nothing when which side is up is not known (nothing read from a pill
+    printed on both sides) or when the product has no imprint at all."""
+    front, back = (prod.get("faces") or ("", ""))[:2]
+    read = pill.get("imprint_read") or ""
+    if not (front or back) or " // " in read:
+        return ""
+    if read:
+        seen_back = (prod.get("evidence") or {}).get("face") == "back"
+    elif bool(front) != bool(back):
+        seen_back = not back  # nothing read: the blank side is up
+    else:
+        return ""
+    other, name = (front if seen_back else back), prod.get("name") or ""
+    return t(lang, "other_side_says", name=name, text=other) if other else t(lang, "other_side_blank", name=name)
+
+
 def market_text(prod: dict, lang: str) -> str:
     """On the reimbursement list or not; nothing when the catalog holds no list (then nothing is known)."""
     if "market" not in prod or not prod.get("list_date"):
@@ -185,6 +203,8 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
                        f"<span>{escape(t(lang, 'top_choices'))}</span>{buttons}</div>")
         if status in ("unsure", "unknown") and " // " not in (p.get("imprint_read") or ""):  # one side seen so far
             choices += f"<p class='pc-turn'>{escape(t(lang, 'turn_over'))}</p>"
+            check = other_side_text(p, prod, lang) if prod and status == "unsure" else ""
+            choices += f"<p class='pc-turn pc-other-side'>{escape(check)}</p>" if check else ""
         cards.append(
             f"<article class='pc-card pc-{status}' id='pc-card-{int(p['index'])}' style='border-color:{colour}'>"
             f"<header><span class='pc-num' style='background:{colour}'>{p['index']}</span>"
