@@ -555,7 +555,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     best = td.train(data, Path(args.work) / "runs" / args.run, model=args.model, imgsz=args.imgsz,
                     epochs=args.epochs, batch=args.batch, resume=args.resume, device=args.device, threads=args.threads,
                     lr0=args.lr0, close_mosaic=args.close_mosaic, workers=args.workers, hours=args.hours,
-                    cache=args.cache)
+                    cache=args.cache, init=args.init)
     weights = best if args.export == "best" else best.with_name("last.pt")
     onnx = td.export(weights, Path(args.output), imgsz=args.imgsz, serve_imgsz=args.serve_imgsz,
                      serve_square=args.serve_square)
@@ -771,6 +771,8 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--real-repeat", type=int, default=2, help="times each real training photo is in the training set")
     td.add_argument("--model", default="yolov8n.yaml",
                     help="architecture yaml, or a .pt / exported .onnx of ours to continue from")
+    td.add_argument("--init", default=None,
+                    help="weights (.pt / .onnx of ours) for the layers of an architecture yaml that match them")
     td.add_argument("--run", default="detector", help="run name under WORK/runs")
     td.add_argument("--threads", type=int, default=2)
     td.add_argument("--imgsz", type=int, default=416, help="training input size")

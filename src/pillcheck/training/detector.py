@@ -254,7 +254,8 @@ def _ultralytics_offline(config_dir: Path) -> None:
 
 def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int = 416, epochs: int = 30,
           batch: int = 16, threads: int = 2, resume: bool = False, device: str = "cpu", lr0: float | None = None,
-          close_mosaic: int = 3, workers: int = 0, hours: float | None = None, cache: bool = False) -> Path:
+          close_mosaic: int = 3, workers: int = 0, hours: float | None = None, cache: bool = False,
+          init: str | None = None) -> Path:
     """Train from scratch (no downloadable weights here), or continue from our own ``.pt`` or exported ``.onnx``
     (``models/detector.onnx``: runs do not survive a fresh machine, the shipped model does) given as ``model``.
 
@@ -266,6 +267,8 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     ``workers`` loader processes (0 on the 2-core machine; a GPU is fed by several), ``hours`` a wall-clock budget that
     replaces ``epochs`` (ultralytics re-plans the epochs and the learning-rate decay after the first one: a lent GPU's
     minutes are fixed, its speed is not known in advance), ``cache`` decoded images held in RAM.
+    ``init``: weights (ours, ``.pt`` or ``.onnx``) for the layers of a ``model`` yaml that match them by name and
+    shape: another head (``yolov8n-p2.yaml``, stride 4 for small pills) on the trained backbone.
     """
     run_dir = run_dir.resolve()  # ultralytics puts a relative project under its own runs/detect/
     _ultralytics_offline(run_dir.parent / ".ultralytics")
@@ -278,19 +281,24 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     if resume and last.exists():
         YOLO(str(last)).train(resume=True)
     else:
-        if model.endswith(".onnx"):
+        def checkpoint(path: str) -> str:
+            if not path.endswith(".onnx"):
+                return path
             from pillcheck.training.from_onnx import checkpoint_from_onnx
 
             calibration = sorted((data.parent / "train" / "images").glob("*.jpg"))[::16][:64]
-            model = str(checkpoint_from_onnx(Path(model), run_dir.parent / f"{run_dir.name}_from_onnx.pt", calibration,
-                                             imgsz=imgsz))
+            return str(checkpoint_from_onnx(Path(path), run_dir.parent / f"{run_dir.name}_from_onnx.pt", calibration,
+                                            imgsz=imgsz))
+
+        model, init = checkpoint(model), init and checkpoint(init)
         tune = {"optimizer": "AdamW", "lr0": lr0, "warmup_epochs": 0} if lr0 else {}
         if hours:
             tune["time"] = hours
         YOLO(model).train(
             **tune, data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, device=device, workers=workers,
             cache="ram" if cache else False,
-            project=str(run_dir.parent), name=run_dir.name, exist_ok=True, pretrained=model.endswith(".pt"),
+            project=str(run_dir.parent), name=run_dir.name, exist_ok=True,
+            pretrained=init or model.endswith(".pt"),
             plots=False, amp=False, seed=0, deterministic=False, mosaic=1.0, close_mosaic=close_mosaic, degrees=180.0,
             flipud=0.5, fliplr=0.5, scale=0.5, hsv_h=0.03, patience=100,
         )
