@@ -107,6 +107,8 @@ def test_a_near_read_of_my_medicines_imprint_names_it_surely_and_only_with_the_l
     assert listed.best.item_seq == product and listed.from_list is True and listed.status == "sure"
     assert index.rank(None, [near], ctc).status != "sure"  # off the list an exact read stays the rule
     assert index.rank(None, [near[-2:]], ctc, prior=mine).status != "sure"  # two characters say too little
+    # ... also beside a long read that is not near the code: the length that counts is the near read's own
+    assert index.rank(None, [code[:2], code[2:] + "WWW"], ctc, prior=mine).status != "sure"
     far = "".join("W" if ch != "W" else "M" for ch in code)
     assert index.rank(None, [far], ctc, prior=mine).status != "sure"
 

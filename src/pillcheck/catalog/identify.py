@@ -74,12 +74,13 @@ LIST_MARGIN = 1.0
 # and size alone, and those mislead more (an orange 'HSC' oblong photographed white lost to a white 'HSC' oval by 3.9
 # nats; with the white one on the list it came out sure, evaluation set): such imprint twins must trail by this much.
 LIST_TWIN_MARGIN = 5.0
-# A listed product may also be sure on a read that is close to its imprint without being exactly it (similarity >=
-# LIST_NEAR_SIM, the read at least LIST_NEAR_CHARS long: 'FLUL50JI' for 'FLU-50 JI', 'DPCPGN15' for 'DPC PGN 150'),
-# when everything else holds: no product off the list comes close (the margins above), the list's others trail.
-# Off the list an exact read stays the rule. Tuning set, simulated lists: similarity 0.4 / 0.5 / 0.7 / 0.8 named 32 /
-# 25 / 20 / 19 more pills surely under each list that holds the pill (of 690), none wrong, none under lists that do
-# not hold it; 0.5 keeps room below what was seen.
+# A listed product may also be sure on a read that is close to one of its faces without being exactly it (that read's
+# similarity, times the reader's confidence in it, >= LIST_NEAR_SIM; the read itself at least LIST_NEAR_CHARS long:
+# 'FLUL50JI' for 'FLU-50 JI', 'DPCPGN15' for 'DPC PGN 150'), when everything else holds: no product off the list comes
+# close (the margins above), the list's others trail. Off the list an exact read stays the rule. Chosen on the tuning
+# set (a replay of its rankings: similarity 0.4 / 0.5 / 0.7 / 0.8 would name 32 / 25 / 20 / 19 more of 690 pills
+# surely under each list that holds the pill, none wrong); as built, own + 6 named surely 0.338 -> 0.383, none wrong,
+# nothing changed under lists that do not hold the pill (models/MODEL_CARD.md).
 LIST_NEAR_SIM = 0.5
 LIST_NEAR_CHARS = 3
 
@@ -374,20 +375,24 @@ class CandidateIndex:
         cands = []
         for seq, (p, i) in ranked:
             r = self.rows[i]
+            faces_of = (r[4] or "", r[5] or "")
             cands.append(Candidate(
                 item_seq=seq, name=r[1], company=r[2], score=p,
-                imprint=" / ".join(x for x in (r[4], r[5]) if x) or "-", shape=r[8],
+                imprint=" / ".join(x for x in faces_of if x) or "-", shape=r[8],
                 colour=", ".join(x for x in (r[9], r[10]) if x) or None,
                 evidence={"imprint_similarity": round(float(fuzzy[i]), 3), "face": "back" if face[i] else "front",
                           "appearance_logp": round(float(app_lp[i]), 3),
                           **({"ctc": round(float(ctc_scores[i]), 3)} if i in ctc_scores else {})},
-                faces=(r[4] or "", r[5] or ""),
+                faces=faces_of,
             ))
+        # each read (normalised) with the reader's confidence in it
+        texts = [(normalize_imprint(q), c) for f in faces for q, c in zip(f.reads, f.confidence or [1.0] * len(f.reads))]
+        shown: set[str] = set()  # the leading record's faces
         matched = 0  # length of the longest read that is exactly the leading record's face (or both faces)
         if ranked:
             i = ranked[0][1][1]
             shown = {self.front[i], self.back[i], self.both[i]} - {""}
-            matched = max((len(q) for f in faces for q in map(normalize_imprint, f.reads) if q in shown), default=0)
+            matched = max((len(q) for q, _ in texts if q in shown), default=0)
         ceiling = 1.0  # the leader's probability had an unspellable rival been read as well as the best
         others = rival_scores[self.item_seq[rivals] != ranked[0][0]] if ranked else rival_scores[:0]
         if len(others):
@@ -408,9 +413,10 @@ class CandidateIndex:
                 if (close & ~same).any():
                     ceiling = 0.0
                 group = sorted(set(map(str, self.item_seq[close & same])))
-                if matched < SURE_MIN_CHARS and fuzzy[lead] >= LIST_NEAR_SIM:
-                    near = max((len(normalize_imprint(q)) for f in faces for q in f.reads), default=0)
-                    matched = near if near >= LIST_NEAR_CHARS else matched
+                if matched < SURE_MIN_CHARS and shown:  # a listed product: a read near its imprint counts too
+                    near = [len(q) for q, c in texts if len(q) >= LIST_NEAR_CHARS and c ** READ_CONF_POWER
+                            * max(fuzz.ratio(q, x) for x in shown) >= 100 * LIST_NEAR_SIM]
+                    matched = max(near, default=matched)
         status = self.status(cands, matched_chars=matched, ceiling=ceiling)
         read = " | ".join(t for t in reads if t)
         if other is not None:

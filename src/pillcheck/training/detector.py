@@ -281,16 +281,8 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
     if resume and last.exists():
         YOLO(str(last)).train(resume=True)
     else:
-        def checkpoint(path: str) -> str:
-            if not path.endswith(".onnx"):
-                return path
-            from pillcheck.training.from_onnx import checkpoint_from_onnx
-
-            calibration = sorted((data.parent / "train" / "images").glob("*.jpg"))[::16][:64]
-            return str(checkpoint_from_onnx(Path(path), run_dir.parent / f"{run_dir.name}_from_onnx.pt", calibration,
-                                            imgsz=imgsz))
-
-        model, init = checkpoint(model), init and checkpoint(init)
+        model = _checkpoint(model, data, run_dir.parent / f"{run_dir.name}_from_onnx.pt", imgsz)
+        init = init and _checkpoint(init, data, run_dir.parent / f"{run_dir.name}_init_from_onnx.pt", imgsz)
         tune = {"optimizer": "AdamW", "lr0": lr0, "warmup_epochs": 0} if lr0 else {}
         if hours:
             tune["time"] = hours
@@ -304,6 +296,17 @@ def train(data: Path, run_dir: Path, *, model: str = "yolov8n.yaml", imgsz: int 
         )
     (run_dir / "train_seconds.txt").write_text(f"{time.time() - t0:.0f}\n")
     return run_dir / "weights" / "best.pt"
+
+
+def _checkpoint(path: str, data: Path, out: Path, imgsz: int) -> str:
+    """``path`` as ultralytics loads it: an exported ``.onnx`` of ours becomes a checkpoint at ``out`` (its batch
+    norms unfolded with statistics from 64 training images, ``from_onnx``), anything else is returned as it is."""
+    if not path.endswith(".onnx"):
+        return path
+    from pillcheck.training.from_onnx import checkpoint_from_onnx
+
+    calibration = sorted((data.parent / "train" / "images").glob("*.jpg"))[::16][:64]
+    return str(checkpoint_from_onnx(Path(path), out, calibration, imgsz=imgsz))
 
 
 def export(weights: Path, out: Path, imgsz: int = 416, opset: int = 18, serve_imgsz: int | None = None,
