@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pillcheck import config
-from pillcheck.catalog.identify import READ_CONF_POWER
+from pillcheck.catalog.identify import READ_CONF_POWER, _top
 from pillcheck.catalog.normalize import normalize_imprint
 from pillcheck.inference.detector import Detections
 from pillcheck.pipeline import Pipeline
@@ -192,3 +192,14 @@ def test_a_read_the_reader_is_unsure_of_counts_less(pipe):
     full = index.face_similarity(reads[:1])
     half = index.face_similarity(reads[:1], [0.5])
     np.testing.assert_allclose(half, full * 0.5 ** READ_CONF_POWER, rtol=1e-6)
+
+
+
+def test_the_leading_records_come_from_a_partition_not_a_sort():
+    """The score shortlist and the leading records are the k largest scores, whichever order a partition leaves."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=25000).astype(np.float32)
+    x[rng.integers(0, 25000, 3000)] = -np.inf  # records ruled out (off the allowed list)
+    for k in (1, 200, 400):
+        assert sorted(_top(x, k).tolist()) == sorted(np.argsort(-x)[:k].tolist())
+    assert sorted(_top(x[:50], 400).tolist()) == list(range(50))

@@ -279,6 +279,47 @@ def test_a_recognizer_with_hangul_reads_and_scores_it(tmp_path):
     assert both.score_many(both.read(pill("0B0")), ["가B가"])[0] == -np.inf
 
 
+def test_line_pairs_are_squeezed_to_the_one_line_width_but_keep_the_frames_a_short_pill_needs():
+    """A pair's half-height bands would be 1.4x as wide as the one-line band (and the one-line bands padded to them);
+    on a long pill they are about as wide as it, while a short pill's pairs stay as they are (at most 144 px)."""
+    long = variants(pill("AB12", axes=(150, 50)))
+    assert long.pairs[0][0].shape[1] <= 1.05 * long.singles[0].shape[1]
+    for axes in [(60, 58), (100, 80)]:  # round, short oblong: unsqueezed they are under 144 px
+        short = variants(pill("AB12", axes=axes))
+        assert short.pairs[0][0].shape[1] >= 1.35 * short.singles[0].shape[1]
+    middle = variants(pill("AB12", axes=(130, 70)))  # unsqueezed ~170 px: squeezed, but not below 144
+    assert middle.pairs[0][0].shape[1] == 144 and middle.pairs[0][1].shape == middle.pairs[0][0].shape
+
+
+@needs_model
+def test_scoring_leaves_out_blank_edge_frames_without_moving_the_contenders(reader):
+    """The frames at the band's ends that are surely blank in every band (padding, rim) are not scored, yet the
+    leading strings keep their scores (0.02 nats) and their order; a string too long for the frames left stays
+    possible (finite), and two-line scores hold the same way."""
+    from pillcheck.inference.imprint import _trim
+
+    def contenders(cut: np.ndarray, full: np.ndarray) -> None:
+        lead = np.argsort(-full, kind="stable")[:8]
+        assert full[lead[-1]] > full.max() - 25  # the test is about something: strings that compete
+        np.testing.assert_allclose(cut[lead], full[lead], atol=0.02)
+        assert (np.diff(cut[lead]) <= 0.02).all()
+
+    full = np.stack(reader.read(pill("AB12")).logprobs[0])
+    texts = ["AB12", "AB13", "B12", "", "A", *distractors(200)]
+    need = 2 * max(map(len, texts)) + 1
+    cut = _trim(full, need)
+    assert need <= cut.shape[1] < full.shape[1]  # frames were left out
+    contenders(ctc_scores(cut, texts).max(0), ctc_scores(full, texts).max(0))
+    tiny = _trim(full, 5)
+    assert tiny.shape[1] >= 5 and np.isfinite(ctc_scores(tiny, ["AB"])).all()
+    upper, lower = (np.stack(x) for x in zip(*reader.read(two_line_pill("YH", "250")).lines[0]))
+    lines = ["YH250", "YH", "250", "YH25", "H250", *distractors(200)]
+    need = 2 * max(map(len, lines)) + 1
+    assert _trim(upper, need).shape[1] < upper.shape[1]
+    contenders(two_line_scores(_trim(upper, need), _trim(lower, need), lines).max(0),
+               two_line_scores(upper, lower, lines).max(0))
+
+
 @needs_model
 def test_line_pairs_run_only_when_scored_and_read_as_one_batch_would(reader):
     """The pairs (~70% of a pill's band pixels) run on the first score that needs them, never for a read that
