@@ -194,7 +194,6 @@ def test_a_read_the_reader_is_unsure_of_counts_less(pipe):
     np.testing.assert_allclose(half, full * 0.5 ** READ_CONF_POWER, rtol=1e-6)
 
 
-
 def test_the_leading_records_come_from_a_partition_not_a_sort():
     """The score shortlist and the leading records are the k largest scores, whichever order a partition leaves."""
     rng = np.random.default_rng(0)
