@@ -43,8 +43,8 @@ TWO_LINES = ((-0.25, 0.5), (0.25, 0.5))  # scored only as a pair (alone they add
 # recognizer's time growing with them. Squeezed horizontally by PAIR_SQUEEZE (about as wide as the one-line band),
 # never below PAIR_MIN_WIDTH px (18 frames, so that a short round pill's pair keeps the frames its text needs): a
 # pill 12% faster, a large one 22% (realistic set, one process, alternating); top-1 / top-5 / named surely moved by at
-# most 0.006 on the three identification sets, wrong-but-sure unchanged (models/MODEL_CARD.md, "Eighteenth
-# session"). Squeezing every pair (no floor) saved 24% but cost the realistic set 0.011 of top-1 with a 6-product list.
+# most 0.008 on the three identification sets, both ways, wrong-but-sure unchanged (models/MODEL_CARD.md, "The reader's
+# time"). Squeezing every pair (no floor) saved 24% but cost the realistic set 0.011 of top-1 with a 6-product list.
 PAIR_SQUEEZE, PAIR_MIN_WIDTH = 0.72, 144
 ROUND_ASPECT = 1.15  # long/short below this: the text direction comes from the strokes, any of 4 angles
 # Round pill strokes elongated less than this (variance ratio) show no line direction: line pairs at every angle,

@@ -113,12 +113,12 @@ def source_text(pill: dict, prod: dict, lang: str) -> str:
 
 
 def other_side_text(pill: dict, prod: dict, lang: str) -> str:
-    """What the other side of the card's product says, for a pill seen from one side only: the person can turn the
-    pill over and look, no second photo needed. Nothing when which side is up is not known (nothing read from a pill
-    printed on both sides) or when the product has no imprint at all."""
+    """What the other side of the card's product says, for a pill seen from one side only (the caller's test): the
+    person can turn the pill over and look, no second photo needed. Nothing when which side is up is not known
+    (nothing read from a pill printed on both sides) or when the product has no imprint at all."""
     front, back = (prod.get("faces") or ("", ""))[:2]
     read = pill.get("imprint_read") or ""
-    if not (front or back) or " // " in read:
+    if not (front or back):
         return ""
     if read:
         seen_back = (prod.get("evidence") or {}).get("face") == "back"
