@@ -164,3 +164,31 @@ def test_the_pipeline_measures_each_pill_with_the_readers_segmentation(demo_db, 
     assert list(measured.appearance["colour"]) == top3(colour)
     assert list(plain.appearance["colour"]) == top3(cnn.colour)
     assert measured.appearance["colour"] != plain.appearance["colour"]
+
+
+def test_room_light_views_cast_more_than_the_mild_shift_and_leave_other_runs_alone():
+    """``photo_like(room=True)`` lights a grey pill with the stronger, mixed casts of ``light.room_light`` (the
+    realistic set's light); the default view keeps its mild shift and draws nothing more from the generator, so
+    models trained without room light are what they were."""
+    from pillcheck.training.appearance import photo_like
+
+    sprite = np.zeros((80, 120, 4), np.uint8)
+    sprite[..., :3], sprite[..., 3] = 128, 255
+
+    def casts(room: bool) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        out = []
+        for _ in range(100):
+            view = photo_like(sprite, rng, room=room)
+            h, w = view.shape[:2]
+            c = view[h * 2 // 5: h * 3 // 5, w * 2 // 5: w * 3 // 5].reshape(-1, 3).astype(np.float32).mean(0)
+            out.append(np.log((c[0] + 1) / (c[2] + 1)))  # red against blue on the (grey) pill
+        return np.array(out)
+
+    # the mild shift never passes a red/blue log-ratio of 0.4 (gains 0.8-1.2); a warm lamp or a blue window does
+    assert np.abs(casts(False)).max() < 0.4 < np.abs(casts(True)).max()
+    assert np.percentile(np.abs(casts(True)), 90) > 1.2 * np.percentile(np.abs(casts(False)), 90)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    photo_like(sprite, a)
+    photo_like(sprite, b, room=False)
+    assert a.random() == b.random()

@@ -582,7 +582,7 @@ def cmd_train_measure(args: argparse.Namespace) -> int:
     cut_dir = Path(args.work) / "cutouts"
     build_cutouts(Path(args.shared), cut_dir, args.db or config.default_db())
     metrics = tm.train(cut_dir, args.db or config.default_db(), Path(args.output), appearance=args.appearance,
-                       epochs=args.epochs, views=args.views, seed=args.seed, threads=args.threads)
+                       epochs=args.epochs, views=args.views, seed=args.seed, threads=args.threads, room=args.room)
     _emit(metrics)
     return 0
 
@@ -815,6 +815,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the appearance CNN it is served with (metrics for both together)")
     tm.add_argument("--epochs", type=int, default=60)
     tm.add_argument("--views", type=int, default=2, help="photo-like views of each real training face")
+    tm.add_argument("--room", type=float, default=0.0,
+                    help="share of the views lit as a room lights them (strong, mixed colour casts; gloss)")
     tm.add_argument("--seed", type=int, default=0)
     tm.add_argument("--threads", type=int, default=2)
     _db_arg(tm)

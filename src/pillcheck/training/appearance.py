@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from pillcheck.inference.appearance import COLOURS, FORMS, OUTPUTS, SHAPES, SIZE, colour_labels, crop, form_label
+from pillcheck.training.light import gloss, room_light
 from pillcheck.training.render import appearance_records, render, spec_from_record
 from pillcheck.training.scenes import procedural_background
 from pillcheck.training.splits import is_held_out
@@ -41,9 +42,13 @@ def _label(rec: dict, side: str) -> tuple[int, np.ndarray, int, float] | None:
     return SHAPES.index(rec["shape"]), vec, FORMS.index(form_label(rec.get("form"))), has_line
 
 
-def photo_like(sprite: np.ndarray, rng: np.random.Generator, cropper: Cropper = crop) -> np.ndarray:
+def photo_like(sprite: np.ndarray, rng: np.random.Generator, cropper: Cropper = crop, room: bool = False) -> np.ndarray:
     """Paste an RGBA pill on a background, rotate, box it with detector-like jitter, degrade, crop it the way a
-    model's input is cropped (``cropper``: the appearance crop, SIZE px square, by default)."""
+    model's input is cropped (``cropper``: the appearance crop, SIZE px square, by default). ``room``: lit as a room
+    lights it (``light.room_light``: strong and mixed casts, vignetting) with a coated pill's gloss, instead of the
+    mild overall colour shift."""
+    if room and rng.random() < 0.6:
+        sprite = gloss(sprite, rng)
     h, w = sprite.shape[:2]
     scale = rng.uniform(60, 160) / max(h, w)
     sprite = cv2.resize(sprite, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -62,7 +67,10 @@ def photo_like(sprite: np.ndarray, rng: np.random.Generator, cropper: Cropper = 
     box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float32) + off
     bw, bh = box[2] - box[0], box[3] - box[1]
     box += rng.normal(0, 0.05, 4).astype(np.float32) * [bw, bh, bw, bh]
-    img = bg * np.array([rng.uniform(0.8, 1.2), 1.0, rng.uniform(0.8, 1.2)], np.float32) * rng.uniform(0.6, 1.25)
+    if room:
+        img = room_light(bg, rng)
+    else:
+        img = bg * np.array([rng.uniform(0.8, 1.2), 1.0, rng.uniform(0.8, 1.2)], np.float32) * rng.uniform(0.6, 1.25)
     img = np.clip(img, 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.5))
@@ -73,8 +81,12 @@ def photo_like(sprite: np.ndarray, rng: np.random.Generator, cropper: Cropper = 
 
 
 def build_samples(cut_dir: Path, records: dict[str, dict], held_out: bool, views: int, rendered: int,
-                  rng: np.random.Generator, cropper: Cropper = crop) -> tuple[list[np.ndarray], list[tuple]]:
-    """(crops, labels) for one split: real cut-outs x views, plus rendered pills."""
+                  rng: np.random.Generator, cropper: Cropper = crop, room: float = 0.0) -> tuple[list[np.ndarray], list[tuple]]:
+    """(crops, labels) for one split: real cut-outs x views, plus rendered pills; a share ``room`` of them lit as
+    a room lights them (``photo_like``)."""
+    def lit() -> bool:  # no draw at 0, so the samples (and models) of earlier runs stay what they were
+        return room > 0 and rng.random() < room
+
     with open(cut_dir / "index.csv", encoding="utf-8") as f:
         cuts = [r for r in csv.DictReader(f) if (r["held_out"] == "1") == held_out]
     imgs, labels = [], []
@@ -85,7 +97,7 @@ def build_samples(cut_dir: Path, records: dict[str, dict], held_out: bool, views
             continue
         rgba = cv2.cvtColor(cv2.imread(str(cut_dir / r["file"]), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
         for _ in range(views):
-            imgs.append(photo_like(rgba, rng, cropper))
+            imgs.append(photo_like(rgba, rng, cropper, lit()))
             labels.append(lab)
     pool = [rec for seq, rec in records.items() if is_held_out(seq) == held_out]
     for i in rng.choice(len(pool), size=min(rendered, len(pool)), replace=False):
@@ -94,7 +106,7 @@ def build_samples(cut_dir: Path, records: dict[str, dict], held_out: bool, views
         lab = _label(rec, side)
         if lab is None:
             continue
-        imgs.append(photo_like(render(spec_from_record(rec, rng, side), 12.0, rng), rng, cropper))
+        imgs.append(photo_like(render(spec_from_record(rec, rng, side), 12.0, rng), rng, cropper, lit()))
         labels.append(lab)
     print(f"{'held-out' if held_out else 'train'} samples: {len(imgs)}", file=sys.stderr)
     return imgs, labels

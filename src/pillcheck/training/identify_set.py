@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pillcheck.training.light import gloss, room_light, shadow
 from pillcheck.training.render import render, spec_from_record
 from pillcheck.training.scenes import procedural_background
 from pillcheck.training.splits import is_held_out
@@ -170,71 +171,10 @@ def build(out: Path, records: dict[str, dict], cut_dir: Path, *, n_photo: int = 
     return out / "labels.csv"
 
 
-def _kelvin_gains(kelvin: float) -> np.ndarray:
-    """RGB gains of a light at ``kelvin`` against daylight (6500 K = 1, 1, 1): warm below, blue above."""
-    def rgb(k: float) -> np.ndarray:  # the blackbody's colour, a standard fit of Planck's law in sRGB
-        t = k / 100
-        r = 255.0 if t <= 66 else 329.7 * (t - 60) ** -0.1332
-        g = 99.47 * np.log(t) - 161.1 if t <= 66 else 288.1 * (t - 60) ** -0.0755
-        b = 255.0 if t >= 66 else 0.0 if t <= 19 else 138.5 * np.log(t - 10) - 305.0
-        return np.clip([r, g, b], 1, 255)
-    gains = rgb(kelvin) / rgb(6500)
-    return (gains / gains[1]).astype(np.float32)
-
-
-def _light(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Room light the camera's white balance only half undoes: a colour temperature of 2,700-9,000 K with a
-    green/magenta tint, often a second light of another colour across the scene (a window and a lamp), uneven
-    level and vignetting."""
-    h, w = img.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    keep = rng.uniform(0.3, 1.0)  # the share of the cast the camera leaves
-    first = _kelvin_gains(rng.uniform(2700, 9000)) ** keep * [1, rng.uniform(0.92, 1.08), 1]
-    if rng.random() < 0.5:
-        a = rng.uniform(0, 2 * np.pi)
-        t = np.clip(0.5 + ((xx - w / 2) * np.cos(a) + (yy - h / 2) * np.sin(a)) / max(w, h), 0, 1)[..., None]
-        second = _kelvin_gains(rng.uniform(2700, 9000)) ** keep
-        gains = first * (1 - t) + second * t
-    else:
-        gains = np.broadcast_to(first, (h, w, 3))
-    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (0.5 * np.hypot(w, h)) ** 2
-    level = rng.uniform(0.6, 1.2) * (1 - rng.uniform(0, 0.35) * r2)
-    return img * gains * level[..., None]
-
-
-def _shadow(img: np.ndarray, alpha: np.ndarray, ox: int, oy: int, rng: np.random.Generator) -> None:
-    """A soft shadow of the pill about to be pasted at (ox, oy), cast a little to one side."""
-    side = alpha.shape[0]
-    d = rng.uniform(0.02, 0.08) * side
-    a = rng.uniform(0, 2 * np.pi)
-    m = np.float32([[1, 0, d * np.cos(a)], [0, 1, d * np.sin(a)]])
-    shade = cv2.GaussianBlur(cv2.warpAffine(alpha.astype(np.float32) / 255, m, (side, side)), (0, 0), 0.03 * side + 1)
-    region = img[oy: oy + side, ox: ox + side]
-    region *= (1 - rng.uniform(0.2, 0.5) * shade)[..., None]
-
-
-def _gloss(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A coated pill's specular highlight: a soft white ellipse somewhere on its face."""
-    alpha = sprite[..., 3] > 127
-    ys, xs = np.nonzero(alpha)
-    k = int(rng.integers(len(xs)))
-    h, w = alpha.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    size = max(h, w)
-    sx, sy = size * rng.uniform(0.04, 0.15), size * rng.uniform(0.02, 0.08)
-    t = rng.uniform(0, np.pi)
-    u = (xx - xs[k]) * np.cos(t) + (yy - ys[k]) * np.sin(t)
-    v = -(xx - xs[k]) * np.sin(t) + (yy - ys[k]) * np.cos(t)
-    blob = rng.uniform(0.4, 0.95) * np.exp(-(u / sx) ** 2 / 2 - (v / sy) ** 2 / 2) * alpha
-    out = sprite.copy()
-    out[..., :3] = np.clip(sprite[..., :3] * (1 - blob[..., None]) + 255 * blob[..., None], 0, 255)
-    return out
-
-
 def realistic_scene(sprites: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, list[list[float]]]:
-    """Pills (RGBA, at one common pixels-per-mm) on a table as a phone photographs it (see ``_light``,
-    ``_shadow``, ``_gloss``, a tilted view, blur, noise, JPEG); each pill's tight box in the final image."""
-    turned = [_rotated(_gloss(s, rng) if rng.random() < 0.6 else s, rng) for s in sprites]
+    """Pills (RGBA, at one common pixels-per-mm) on a table as a phone photographs it (see ``light.room_light``,
+    ``light.shadow``, ``light.gloss``, a tilted view, blur, noise, JPEG); each pill's tight box in the final image."""
+    turned = [_rotated(gloss(s, rng) if rng.random() < 0.6 else s, rng) for s in sprites]
     cell = int(max(t.shape[0] for t in turned) * rng.uniform(1.1, 1.5))
     cols = int(np.ceil(np.sqrt(len(turned))))
     rows = int(np.ceil(len(turned) / cols))
@@ -246,7 +186,7 @@ def realistic_scene(sprites: list[np.ndarray], rng: np.random.Generator) -> tupl
         r, c = divmod(k, cols)
         slack = cell - t.shape[0]
         ox, oy = pad + c * cell + int(rng.integers(0, slack + 1)), pad + r * cell + int(rng.integers(0, slack + 1))
-        _shadow(img, t[..., 3], ox, oy, rng)
+        shadow(img, t[..., 3], ox, oy, rng)
         _paste(img, t, ox, oy)
         ids[oy: oy + t.shape[0], ox: ox + t.shape[0]][t[..., 3] > 127] = k + 1
     d = rng.uniform(0, 0.07) * min(w, h)  # the phone held not quite flat
@@ -254,7 +194,7 @@ def realistic_scene(sprites: list[np.ndarray], rng: np.random.Generator) -> tupl
     m = cv2.getPerspectiveTransform(src, (src + rng.uniform(-d, d, (4, 2))).astype(np.float32))
     img = cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     ids = cv2.warpPerspective(ids, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-    img = np.clip(_light(img, rng), 0, 255)
+    img = np.clip(room_light(img, rng), 0, 255)
     if rng.random() < 0.6:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.6))
     img = np.clip(img + rng.normal(0, rng.uniform(1, 6), img.shape), 0, 255).astype(np.uint8)

@@ -48,9 +48,11 @@ def evaluate(colour: np.ndarray, shape: np.ndarray, y_colour: np.ndarray, y_shap
 
 
 def train(cut_dir: Path, db: Path, out: Path, *, appearance: Path | None = None, epochs: int = 60, views: int = 2,
-          rendered: int = 3000, hidden: int = 64, seed: int = 0, threads: int = 2) -> dict:
-    """Train, export ONNX to ``out`` and its metrics beside it. With ``appearance`` (the CNN's ONNX), the
-    metrics also give the CNN alone and the shape as served (geometric mean of both)."""
+          rendered: int = 3000, hidden: int = 64, seed: int = 0, threads: int = 2, room: float = 0.0) -> dict:
+    """Train, export ONNX to ``out`` and its metrics beside it. ``room``: the share of training views lit as a room
+    lights them (strong and mixed casts, ``appearance.photo_like``); the metrics give the held-out products both
+    ways. With ``appearance`` (the CNN's ONNX), the metrics also give the CNN alone and the shape as served
+    (geometric mean of both)."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -58,9 +60,10 @@ def train(cut_dir: Path, db: Path, out: Path, *, appearance: Path | None = None,
     rng, records = start(db, seed, threads)
     t0 = time.time()
     sets = {}
-    for name, held_out, n_views, n_rendered in (("train", False, views, rendered),
-                                                ("held_out_products", True, 1, rendered // 4)):
-        imgs, labels = build_samples(cut_dir, records, held_out, n_views, n_rendered, rng, cropper=_reader_crop)
+    for name, held_out, n_views, n_rendered, lit in (("train", False, views, rendered, room),
+                                                     ("held_out_products", True, 1, rendered // 4, 0.0),
+                                                     ("held_out_room_light", True, 1, rendered // 4, 1.0)):
+        imgs, labels = build_samples(cut_dir, records, held_out, n_views, n_rendered, rng, _reader_crop, lit)
         x = np.stack([features(im, pill_hull(im)) for im in imgs])
         sets[name] = (x, np.stack([lab[1] for lab in labels]).astype(np.float32),
                       np.array([lab[0] for lab in labels]), imgs)
@@ -114,7 +117,7 @@ def train(cut_dir: Path, db: Path, out: Path, *, appearance: Path | None = None,
             table = lambda rows, key, names: np.array([[getattr(r, key)[n] for n in names] for r in rows])  # noqa: E731
             metrics[name]["cnn_alone"] = evaluate(table(apps, "colour", COLOURS), table(apps, "shape", SHAPES), fc, fs)
             metrics[name]["served"] = evaluate(table(merged, "colour", COLOURS), table(merged, "shape", SHAPES), fc, fs)
-    metrics.update(train_seconds=round(time.time() - t0), epochs=epochs, views=views, hidden=hidden)
+    metrics.update(train_seconds=round(time.time() - t0), epochs=epochs, views=views, hidden=hidden, room=room)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(net, torch.zeros(1, N_FEATURES), str(out), input_names=["features"], output_names=list(OUTPUTS),
                       dynamic_axes={"features": {0: "batch"}, **{o: {0: "batch"} for o in OUTPUTS}}, opset_version=17,
