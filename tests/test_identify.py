@@ -202,3 +202,52 @@ def test_the_leading_records_come_from_a_partition_not_a_sort():
     for k in (1, 200, 400):
         assert sorted(_top(x, k).tolist()) == sorted(np.argsort(-x)[:k].tolist())
     assert sorted(_top(x[:50], 400).tolist()) == list(range(50))
+
+
+def test_read_kind_says_what_a_read_was_worth():
+    """A read is exact when it is one of the product's faces once normalised; it leaves a shared code when the
+    leading product carries that exact read too; nothing read is its own kind."""
+    from pillcheck.metrics import read_kind
+
+    assert read_kind("", {"C8"}, {"C8"}) == ("read:nothing", False)
+    assert read_kind(" |  // ", {"C8"}, set()) == ("read:nothing", False)
+    assert read_kind("x1 | c-8 // 5", {"C8", "DC8"}, {"C8", "5"}) == ("read:exact", True)
+    assert read_kind("C8", {"C8"}, {"C80"}) == ("read:exact", False)
+    assert read_kind("ZZ", {"C8"}, {"ZZ"}) == ("read:other", False)
+
+
+def test_eval_identify_splits_its_numbers_by_what_was_read(pipe, official_db, tmp_path, capsys):
+    """`eval identify` reports each kind of read beside the whole (`metrics.read_kind`): its kinds add up to all
+    pills, a drawn pill with no imprint is among the pills read as nothing, and the kinds agree with the pipeline's
+    own reads of the same photos."""
+    import json
+
+    import cv2
+
+    from pillcheck.cli import main
+    from pillcheck.metrics import read_kind
+
+    rng = np.random.default_rng(0)
+    con = pipe.catalog.cursor()
+    cols = [d[0] for d in con.execute("SELECT * FROM appearance LIMIT 0").description]
+    blank = dict(zip(cols, con.execute("SELECT * FROM appearance WHERE print_front IS NULL AND print_back IS NULL "
+                                       "AND leng_long > 0 ORDER BY item_seq LIMIT 1").fetchone()))
+    index = pipe.catalog.candidates
+    faces: dict[str, set[str]] = {}
+    for seq, front, back in zip(index.item_seq, index.front, index.back):
+        faces.setdefault(str(seq), set()).update({front, back, front + back} - {""})
+    lines, kinds = ["image,x1,y1,x2,y2,item_seq"], {}
+    for k, rec in enumerate([*records(pipe, 5, seed=4), blank]):
+        rgb, box = place(render(spec_from_record(rec, rng), PPM, rng), rng, 220)
+        cv2.imwrite(str(tmp_path / f"p{k}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        lines.append(f"p{k}.png,{','.join(f'{v:.1f}' for v in box)},{rec['item_seq']}")
+        ident = identify(pipe, rgb, [round(v, 1) for v in box])
+        kind = read_kind(ident.imprint_read, faces[rec["item_seq"]], faces.get(ident.candidates[0].item_seq, set()))[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["eval", "identify", str(tmp_path), "--json", "--db", str(official_db)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["all"]["pills"] == 6
+    assert {k: v["pills"] for k, v in out.items() if k.startswith("read:")} == kinds
+    assert kinds.get("read:nothing", 0) >= 1 and kinds.get("read:exact", 0) >= 2, kinds
+    assert 0 <= out["all"]["lost_to_a_shared_code"] <= 1 - out["all"]["top1"]

@@ -440,6 +440,7 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
 
     from pillcheck import images
     from pillcheck.inference.detector import Detections
+    from pillcheck.metrics import read_kind
 
     root = Path(args.dataset)
     labels = root / "labels.csv" if root.is_dir() else root
@@ -452,6 +453,9 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
     looks = None
     index = pipe.catalog.candidates
     gnl = {str(seq): g for seq, g in zip(index.item_seq, index.gnl) if g}
+    faces_of: dict[str, set[str]] = {}  # each product's faces, normalised (``metrics.read_kind``)
+    for seq, front, back in zip(index.item_seq, index.front, index.back):
+        faces_of.setdefault(str(seq), set()).update({front, back, front + back} - {""})
     if args.lists:
         from pillcheck.training.med_lists import Lookalikes, simulated_lists
 
@@ -473,12 +477,16 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
         for case, idents in zip(lists, found):
             for row, ident in zip(pills, idents):
                 seqs = [c.item_seq for c in ident.candidates]
-                for subset in ["all"] + ([row["subset"]] if row.get("subset") else []):
+                kind, shared = read_kind(ident.imprint_read, faces_of.get(row["item_seq"], set()),
+                                         faces_of.get(str(seqs[0]), set()) if seqs else set())
+                for subset in ["all"] + ([row["subset"]] if row.get("subset") else []) + [kind]:
                     s = stats.setdefault(case, {}).setdefault(subset, {
                         "pills": 0, "top1": 0, "top5": 0, "sure": 0, "wrong_but_sure": 0, "interchangeable": 0,
-                        "unknown": 0})
+                        "unknown": 0, "shared_code": 0})
                     s["pills"] += 1
                     s["top1"] += bool(seqs[:1] == [row["item_seq"]])
+                    # lost to a product whose face is that exact read too: the read could not settle it
+                    s["shared_code"] += shared and seqs[:1] != [row["item_seq"]]
                     s["top5"] += row["item_seq"] in seqs[:5]
                     s["sure"] += ident.status == "sure"
                     s["unknown"] += ident.status == "unknown"
@@ -493,7 +501,9 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
                               "abstention": round(1 - s["sure"] / max(s["pills"], 1), 4),
                               "unknown": round(s["unknown"] / max(s["pills"], 1), 4),
                               "wrong_but_sure": s["wrong_but_sure"],
-                              "wrong_but_sure_interchangeable": s["interchangeable"]} for subset, s in by_subset.items()}
+                              "wrong_but_sure_interchangeable": s["interchangeable"],
+                              "lost_to_a_shared_code": round(s["shared_code"] / max(s["pills"], 1), 4)}
+                     for subset, s in by_subset.items()}
               for case, by_subset in stats.items()}
     _emit_or_list(result if args.lists else result.get("none", {}), args.json)
     return 0

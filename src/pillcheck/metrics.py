@@ -1,11 +1,14 @@
-"""Detection metrics in numpy (no torch at evaluation time): precision/recall at an operating point, AP, mAP."""
+"""Detection metrics in numpy (no torch at evaluation time): precision/recall at an operating point, AP, mAP; and
+what an identification's reads were worth against the truth."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
+from pillcheck.catalog.normalize import normalize_imprint
 from pillcheck.inference.detector import areas, intersections
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
@@ -104,3 +107,17 @@ def evaluate_detector(det, pairs: list[tuple[Path, Path]], iou: float = 0.5, con
         preds.append((d.xyxy, d.confidence))
         gts.append(read_yolo(lbl, *photo.size))
     return evaluate(preds, gts, conf=conf)
+
+
+def read_kind(imprint_read: str, truth: set[str], leader: set[str]) -> tuple[str, bool]:
+    """How a pill's reads (``Identification.imprint_read``) stand to its product's catalog faces ``truth`` (each
+    face normalised, and both as one string): ``read:nothing``, ``read:exact`` (a read is one of them) or
+    ``read:other``; and whether the leading product (faces ``leader``) carries an exact read too, so that the read
+    could not tell them apart. Where identification loses differs by kind: nothing read (mostly a blank face shown)
+    leaves colour and shape alone among thousands; an exact read of a code other products share leaves them to
+    settle it."""
+    reads = {normalize_imprint(t) for t in re.split(r"\||//", imprint_read)} - {""}
+    if not reads:
+        return "read:nothing", False
+    exact = reads & truth
+    return ("read:exact" if exact else "read:other"), bool(exact & leader)
