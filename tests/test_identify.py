@@ -251,3 +251,6 @@ def test_eval_identify_splits_its_numbers_by_what_was_read(pipe, official_db, tm
     assert {k: v["pills"] for k, v in out.items() if k.startswith("read:")} == kinds
     assert kinds.get("read:nothing", 0) >= 1 and kinds.get("read:exact", 0) >= 2, kinds
     assert 0 <= out["all"]["lost_to_a_shared_code"] <= 1 - out["all"]["top1"]
+    # a pill named as a group is among those named surely; its product may be in the group, then it is not wrong
+    assert 0 <= out["all"]["named_as_group"] <= out["all"]["named_surely"]
+    assert out["all"]["group_truth_not_first"] <= round(out["all"]["named_as_group"] * 6)

@@ -64,21 +64,44 @@ def test_the_list_ranks_look_alikes_but_does_not_make_them_sure(index):
     assert both.best.item_seq in twins[:2] and both.status != "sure"
 
 
-def test_interchangeable_look_alikes_are_named_as_one_group(index):
-    """The only two products with an imprint code on a face, with one 주성분코드 (ingredient, strength, form): the list
-    names one of them surely, with the other as its group (any of them gives the same DUR check)."""
+def _code_pairs(index, same_kin: bool) -> list[str]:
+    """Imprint codes on a face of exactly two products (one record each) with one 주성분코드 (ingredient, strength,
+    form), and the same 분할주의 status as well (``same_kin``) or not."""
     by_code: dict[str, set[int]] = {}
     for i, faces in enumerate(zip(index.front, index.back)):
         for face in set(faces):
             if 3 <= len(face) <= 6 and face.isascii() and face.isalnum():
                 by_code.setdefault(face, set()).add(i)
-    pairs = sorted(c for c, rows in by_code.items() if len({str(index.item_seq[i]) for i in rows}) == len(rows) == 2
-                   and len({index.gnl[i] for i in rows}) == 1 and index.gnl[min(rows)])
-    code = pairs[0]
-    a, b = sorted(str(index.item_seq[i]) for i in by_code[code])
+    return sorted(c for c, rows in by_code.items() if len({str(index.item_seq[i]) for i in rows}) == len(rows) == 2
+                  and len({index.gnl[i] for i in rows}) == 1 and index.gnl[min(rows)]
+                  and (len({index.dur_kin[i] for i in rows}) == 1) == same_kin)
+
+
+def test_interchangeable_look_alikes_are_named_as_one_group(index):
+    """The only two products with an imprint code on a face, interchangeable for every DUR check: the list names one
+    of them surely, with the other as its group; without a list the pill is named surely as that group too (the
+    person's medicine is one of the two, and the check is the same whichever)."""
+    code = _code_pairs(index, same_kin=True)[0]
+    a, b = sorted(str(index.item_seq[i]) for i, f in enumerate(zip(index.front, index.back)) if code in f)
     ident = index.rank(None, [code], _reader(code), prior=index.list_prior([a]))
     assert ident.best.item_seq == a and ident.status == "sure" and ident.group == [b]
-    assert index.rank(None, [code], _reader(code)).status != "sure"  # without the list: which of the two?
+    plain = index.rank(None, [code], _reader(code))
+    assert plain.status == "sure" and plain.from_list is None
+    assert sorted([plain.best.item_seq, *plain.group]) == [a, b]
+    assert plain.best.score < 0.9  # sure as the group, not as the product shown first
+    assert index.rank(None, [code]).status != "sure"  # a fuzzy read alone, no reader's CTC: not sure either way
+
+
+def test_a_group_needs_every_check_the_same(index):
+    """Two products with one code and one 주성분코드, but only one of them may not be split (분할주의): not a group, so
+    the pill is not sure without the list; and a code shared with a product of another ingredient is not one."""
+    code = _code_pairs(index, same_kin=False)[0]
+    ident = index.rank(None, [code], _reader(code))
+    assert ident.status != "sure" and ident.group == []
+    code3, twins = _twins(index, 3)
+    kin = {index.dur_kin[index.first_record[t]] for t in twins}
+    assert len(kin) > 1 or "" in kin  # not one interchangeable group
+    assert index.rank(None, [code3], _reader(code3)).status != "sure"
 
 
 def test_a_list_match_against_contrary_imprint_evidence_is_not_sure(index):

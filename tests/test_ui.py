@@ -384,7 +384,13 @@ def test_cards_say_where_a_name_came_from():
     assert "매우 높음" in render.cards_html([pill], {}, "ko")
     assert "Named from" not in render.cards_html([{**pill, "from_list": None}], {}, "en")  # no list, nothing said
     grouped = render.cards_html([{**pill, "from_list": True, "group": ["2", "3"]}], {}, "en")
-    assert "Cannot be told from 2 products with the same ingredient" in grouped
+    assert "Cannot be told from 2 other product(s) with the same ingredient" in grouped
+    # named as a group without a list: the confidence is the group's, not its first product's half of it
+    half = {**pill["candidates"][0], "score": 0.5, "evidence": {"group_probability": 0.999}}
+    plain = render.cards_html([{**pill, "from_list": None, "group": ["2"], "candidates": [half]}], {}, "en")
+    assert "Cannot be told from 1 other product(s)" in plain and "very high" in plain and "Named from" not in plain
+    alone = render.cards_html([{**pill, "from_list": None, "candidates": [half]}], {}, "en")
+    assert "very high" not in alone  # the group's probability speaks only for a group
     vowel = {**pill, "candidates": [{**pill["candidates"][0], "name": "판콜에이"}]}
     assert "판콜에이와 일치" in render.cards_html([{**vowel, "from_list": True}], {}, "ko")
 

@@ -482,7 +482,7 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
                 for subset in ["all"] + ([row["subset"]] if row.get("subset") else []) + [kind]:
                     s = stats.setdefault(case, {}).setdefault(subset, {
                         "pills": 0, "top1": 0, "top5": 0, "sure": 0, "wrong_but_sure": 0, "interchangeable": 0,
-                        "unknown": 0, "shared_code": 0})
+                        "unknown": 0, "shared_code": 0, "as_group": 0, "group_not_lead": 0})
                     s["pills"] += 1
                     s["top1"] += bool(seqs[:1] == [row["item_seq"]])
                     # lost to a product whose face is that exact read too: the read could not settle it
@@ -490,14 +490,22 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
                     s["top5"] += row["item_seq"] in seqs[:5]
                     s["sure"] += ident.status == "sure"
                     s["unknown"] += ident.status == "unknown"
-                    wrong = ident.status == "sure" and seqs[:1] != [row["item_seq"]]
+                    # sure and the truth is neither the product named nor one of the group named with it
+                    named = set(seqs[:1]) | set(ident.group)
+                    wrong = ident.status == "sure" and row["item_seq"] not in named
                     s["wrong_but_sure"] += wrong
+                    s["as_group"] += ident.status == "sure" and bool(ident.group)
+                    s["group_not_lead"] += ident.status == "sure" and row["item_seq"] in set(ident.group)
                     # named as another product with the same ingredient, strength and form: the same for every check
                     s["interchangeable"] += wrong and bool(gnl.get(row["item_seq"])) and (
                         gnl.get(row["item_seq"]) == gnl.get(seqs[0]))
     result = {case: {subset: {"pills": s["pills"], "top1": round(s["top1"] / max(s["pills"], 1), 4),
                               "top5": round(s["top5"] / max(s["pills"], 1), 4),
                               "named_surely": round(s["sure"] / max(s["pills"], 1), 4),
+                              # named surely as a group of interchangeable products; of those, the pills whose
+                              # product is in the group but is not the one shown first
+                              "named_as_group": round(s["as_group"] / max(s["pills"], 1), 4),
+                              "group_truth_not_first": s["group_not_lead"],
                               "abstention": round(1 - s["sure"] / max(s["pills"], 1), 4),
                               "unknown": round(s["unknown"] / max(s["pills"], 1), 4),
                               "wrong_but_sure": s["wrong_but_sure"],

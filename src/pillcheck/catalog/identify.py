@@ -21,7 +21,7 @@ from pillcheck.inference.appearance import COLOURS, FORMS, SHAPES, Appearance, c
 _LOAD = """
 SELECT a.item_seq, i.item_name, i.entp_name, i.etc_otc, a.print_front, a.print_back, a.norm_front, a.norm_back,
        a.shape, a.color_front, a.color_back, a.form, a.line_front, a.line_back, a.leng_long, a.leng_short,
-       m.gnl_code
+       m.gnl_code, EXISTS (SELECT 1 FROM split_rules s WHERE s.item_seq = a.item_seq) AS split
 FROM appearance a JOIN items i USING (item_seq) LEFT JOIN item_market m USING (item_seq)
 ORDER BY a.item_seq
 """
@@ -83,6 +83,9 @@ LIST_TWIN_MARGIN = 5.0
 # nothing changed under lists that do not hold the pill (models/MODEL_CARD.md).
 LIST_NEAR_SIM = 0.5
 LIST_NEAR_CHARS = 3
+# A product interchangeable with the leader is named in its group when it holds at least this much probability (the
+# mass the leader alone may leave to others and still be sure).
+GROUP_MIN_P = 1 - SURE_P
 
 
 @dataclass
@@ -221,6 +224,9 @@ class CandidateIndex:
         for i, seq in enumerate(self.item_seq):
             self.first_record.setdefault(str(seq), i)
         self.gnl = np.array([r[16] or "" for r in rows])  # HIRA 주성분코드 ("" when not on the list)
+        # Interchangeable for every DUR check: the same 주성분코드 (ingredient, strength, form) and the same 분할주의
+        # status (43 of the catalog's 882 shared codes hold products with and without a do-not-split notice).
+        self.dur_kin = np.array([f"{g}|{bool(r[17])}" if g else "" for g, r in zip(self.gnl, rows)])
         self.blank_front = np.array([not s for s in self.front])
         self.blank_back = np.array([not s for s in self.back])
 
@@ -398,20 +404,25 @@ class CandidateIndex:
             ))
         # each read (normalised) with the reader's confidence in it
         texts = [(normalize_imprint(q), c) for f in faces for q, c in zip(f.reads, f.confidence or [1.0] * len(f.reads))]
-        shown: set[str] = set()  # the leading record's faces
-        matched = 0  # length of the longest read that is exactly the leading record's face (or both faces)
-        if ranked:
-            i = ranked[0][1][1]
-            shown = {self.front[i], self.back[i], self.both[i]} - {""}
-            matched = max((len(q) for q, _ in texts if q in shown), default=0)
-        ceiling = 1.0  # the leader's probability had an unspellable rival been read as well as the best
-        others = rival_scores[self.item_seq[rivals] != ranked[0][0]] if ranked else rival_scores[:0]
-        if len(others):
-            gap = (float(others.max()) - float(score[ranked[0][1][1]])) / TEMPERATURE
-            ceiling = float(1 / (1 + np.exp(min(gap, 50.0))))
+        if not ranked:
+            return Identification(cands, "unknown", self._read_text(reads, other), app.to_dict() if app else {})
+        lead = ranked[0][1][1]
+        shown = {self.front[lead], self.back[lead], self.both[lead]} - {""}  # the leading record's faces
+        # length of the longest read that is exactly the leading record's face (or both faces)
+        matched = max((len(q) for q, _ in texts if q in shown), default=0)
+        kin = (self.dur_kin == self.dur_kin[lead]) & bool(self.dur_kin[lead])  # interchangeable with the leader
+
+        def ceiling_of(beside: np.ndarray) -> float:
+            """The leader's probability had an unspellable rival outside ``beside`` been read as well as the best."""
+            others = rival_scores[~beside[rivals]]
+            if not len(others):
+                return 1.0
+            gap = (float(others.max()) - float(score[lead])) / TEMPERATURE
+            return float(1 / (1 + np.exp(min(gap, 50.0))))
+
+        ceiling = ceiling_of(self.item_seq == ranked[0][0])
         from_list, group = None, []
-        if prior is not None and ranked:
-            lead = ranked[0][1][1]
+        if prior is not None:
             from_list = bool(prior.mine[lead])
             for c, (_, (_, i)) in zip(cands, ranked):
                 c.evidence["my_list"] = bool(prior.mine[i])
@@ -420,29 +431,41 @@ class CandidateIndex:
                 twin = fuzzy >= fuzzy[lead] - 1e-6
                 close = ~prior.mine & (self.item_seq != self.item_seq[lead]) & (
                     lik > lik[lead] - np.where(twin, LIST_TWIN_MARGIN, prior.margin))
-                same = bool(self.gnl[lead]) & (self.gnl == self.gnl[lead])
-                if (close & ~same).any():
+                if (close & ~kin).any():
                     ceiling = 0.0
-                group = sorted(set(map(str, self.item_seq[close & same])))
+                group = sorted(set(map(str, self.item_seq[close & kin])))
                 if matched < SURE_MIN_CHARS and shown:  # a listed product: a read near its imprint counts too
                     near = [len(q) for q, c in texts if len(q) >= LIST_NEAR_CHARS and c ** READ_CONF_POWER
                             * max(fuzz.ratio(q, x) for x in shown) >= 100 * LIST_NEAR_SIM]
                     matched = max(near, default=matched)
-        status = self.status(cands, matched_chars=matched, ceiling=ceiling)
-        read = " | ".join(t for t in reads if t)
-        if other is not None:
-            read = f"{read} // {' | '.join(t for t in other.reads if t)}"
-        return Identification(cands, status, read, app.to_dict() if app else {}, from_list, group)
+        p1, p2 = cands[0].score, cands[1].score if len(cands) > 1 else 0.0
+        status = self.status(p1, p2, matched_chars=matched, ceiling=ceiling)
+        if status != "sure" and not from_list and kin.sum() > 1:
+            # Off the list, the leader may share its code, colour and shape with products the evidence cannot split
+            # (realistic set: 0.30 of the pills read exactly lose to a product whose face is that read); when all the
+            # products that hold the probability are interchangeable with it, the pill is named as that group (sure
+            # by the same rule, over the group's summed probability) and joins the check as the leader.
+            in_kin = {seq: (p, kin[i]) for seq, (p, i) in best_per_item.items()}
+            p_kin = sum(p for p, k in in_kin.values() if k)
+            p_out = max((p for p, k in in_kin.values() if not k), default=0.0)
+            if self.status(p_kin, p_out, matched_chars=matched, ceiling=ceiling_of(kin)) == "sure":
+                status = "sure"
+                group = sorted(str(q) for q, (p, k) in in_kin.items() if k and q != ranked[0][0] and p >= GROUP_MIN_P)
+                cands[0].evidence["group_probability"] = round(p_kin, 4)  # what the card's confidence says
+        return Identification(cands, status, self._read_text(reads, other), app.to_dict() if app else {}, from_list,
+                              group)
 
     @staticmethod
-    def status(cands: list[Candidate], matched_chars: int = 0, ceiling: float = 1.0) -> str:
-        """sure only when a read is exactly the leader's imprint (``matched_chars`` long) and one product clearly
-        leads, even against a product whose imprint has a symbol or syllable the reader cannot spell (``ceiling``:
-        the leader's probability had that one been read as well as the leader); never from colour/shape alone."""
-        if not cands:
-            return "unknown"
-        p1 = cands[0].score
-        p2 = cands[1].score if len(cands) > 1 else 0.0
+    def _read_text(reads: list[str], other: Face | None) -> str:
+        read = " | ".join(t for t in reads if t)
+        return f"{read} // {' | '.join(t for t in other.reads if t)}" if other is not None else read
+
+    @staticmethod
+    def status(p1: float, p2: float, matched_chars: int = 0, ceiling: float = 1.0) -> str:
+        """sure only when a read is exactly the leader's imprint (``matched_chars`` long) and one product (``p1``;
+        ``p2`` the next) clearly leads, even against a product whose imprint has a symbol or syllable the reader
+        cannot spell (``ceiling``: the leader's probability had that one been read as well as the leader); never
+        from colour/shape alone."""
         if matched_chars >= SURE_MIN_CHARS and min(p1, ceiling) >= SURE_P and p1 - p2 >= SURE_MARGIN:
             return "sure"
         return "unsure" if p1 >= UNSURE_P else "unknown"

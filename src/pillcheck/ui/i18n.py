@@ -322,7 +322,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "other_side_blank": "Turn it over to check: the other side of {name} has no imprint.",
         "from_list_no": "Not one of my medicines · found in the whole catalog",
         "group": "Same medicine",
-        "group_text": "Cannot be told from {n} products with the same ingredient, strength and form; the check is the "
+        "group_text": "Cannot be told from {n} other product(s) with the same ingredient, strength and form; the check is the "
                       "same for any of them",
         "meds_results": "Tap to add",
         "profile_title": "About me (optional)",

@@ -177,6 +177,8 @@ def cards_html(pills: list[dict], info: dict[str, dict], lang: str) -> str:
         if status == "unsure":
             name += " ?"
         score = prod.get("score") if prod else None
+        if p.get("group") and status == "sure":  # named as a group: the group's probability, not its first product's
+            score = (prod or {}).get("evidence", {}).get("group_probability", score)
         conf = t(lang, "status_confirmed") if status == "confirmed" else (
             confidence_word(score, lang, sure=status == "sure") if score is not None else "")
         rows = [
