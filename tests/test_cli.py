@@ -106,3 +106,18 @@ def test_errors_are_one_line_messages(tmp_path, demo_db):
 def test_import_demo_says_demo(tmp_path):
     out = run("data", "demo", "--db", str(tmp_path / "d.duckdb"))
     assert out.returncode == 0 and "DEMO DATA" in out.stdout and (tmp_path / "d.duckdb").is_file()
+
+
+def test_a_pill_named_as_a_group_says_so_in_the_text_output():
+    """The leader of a group holds only its share of the group's probability: the line says the pill may be any of
+    the interchangeable products and how sure the group is, so '[sure] ... 50%' is never left unexplained."""
+    from pillcheck.cli import pill_line
+
+    cand = {"item_seq": "1", "name": "가정", "score": 0.5, "evidence": {"group_probability": 0.9991}}
+    pill = {"index": 2, "status": "sure", "candidates": [cand], "imprint_read": "AB12", "from_list": None,
+            "group": ["7"]}
+    line = pill_line(pill)
+    assert line.startswith("  #2 [sure] 가정 (1, 50%)  read: AB12")
+    assert "or one of 1 interchangeable products" in line and "99.9% together" in line
+    assert "interchangeable" not in pill_line({**pill, "status": "unsure"})  # a group speaks only for a sure pill
+    assert "my medicines" not in line and "· one of my medicines" in pill_line({**pill, "from_list": True})

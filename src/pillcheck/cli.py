@@ -364,6 +364,19 @@ def _pipeline(args: argparse.Namespace):
     return Pipeline(db=args.db, models_dir=getattr(args, "models", None))
 
 
+def pill_line(p: dict) -> str:
+    """One pill of a report (``Pill.to_dict``) as the text output's line: status, the leading product, what was read,
+    where the name came from, and the group of interchangeable products it was named with."""
+    best = p["candidates"][0] if p["candidates"] else None
+    name = f"{best['name']} ({best['item_seq']}, {best['score']:.0%})" if best else "?"
+    where = {True: "  · one of my medicines", False: "  · not one of my medicines"}.get(p["from_list"], "")
+    if best and p.get("group") and p["status"] == "sure":  # the same for every check: say so, with its confidence
+        together = best.get("evidence", {}).get("group_probability")
+        where += (f"  · or one of {len(p['group'])} interchangeable products (same ingredient, strength, form"
+                  f"{f'; {together:.1%} together' if together else ''})")
+    return f"  #{p['index']} [{p['status']}] {name}  read: {p['imprint_read'] or '-'}{where}"
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from pillcheck.safety.dur import condition_text
 
@@ -392,10 +405,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         advice = f"  (photo: {ADVICE[r['advice']]})" if r.get("advice") else ""
         print(f"{r['image']}: {len(r['pills'])} pills{advice}")
         for p in r["pills"]:
-            best = p["candidates"][0] if p["candidates"] else None
-            name = f"{best['name']} ({best['item_seq']}, {best['score']:.0%})" if best else "?"
-            where = {True: "  · one of my medicines", False: "  · not one of my medicines"}.get(p["from_list"], "")
-            print(f"  #{p['index']} [{p['status']}] {name}  read: {p['imprint_read'] or '-'}{where}")
+            print(pill_line(p))
         for w in r["warnings"]:
             print(f"  {SEVERITY_MARK.get(w['severity'], '')}[{w['severity']}] {w['type_name']}: "
                   f"{' + '.join(w['item_names'])} — {w['reason']}")
