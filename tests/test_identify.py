@@ -225,17 +225,14 @@ def test_eval_identify_splits_its_numbers_by_what_was_read(pipe, official_db, tm
     import cv2
 
     from pillcheck.cli import main
-    from pillcheck.metrics import read_kind
+    from pillcheck.metrics import product_faces, read_kind
 
     rng = np.random.default_rng(0)
     con = pipe.catalog.cursor()
     cols = [d[0] for d in con.execute("SELECT * FROM appearance LIMIT 0").description]
     blank = dict(zip(cols, con.execute("SELECT * FROM appearance WHERE print_front IS NULL AND print_back IS NULL "
                                        "AND leng_long > 0 ORDER BY item_seq LIMIT 1").fetchone()))
-    index = pipe.catalog.candidates
-    faces: dict[str, set[str]] = {}
-    for seq, front, back in zip(index.item_seq, index.front, index.back):
-        faces.setdefault(str(seq), set()).update({front, back, front + back} - {""})
+    faces = product_faces(pipe.catalog.candidates)
     lines, kinds = ["image,x1,y1,x2,y2,item_seq"], {}
     for k, rec in enumerate([*records(pipe, 5, seed=4), blank]):
         rgb, box = place(render(spec_from_record(rec, rng), PPM, rng), rng, 220)
@@ -251,6 +248,13 @@ def test_eval_identify_splits_its_numbers_by_what_was_read(pipe, official_db, tm
     assert {k: v["pills"] for k, v in out.items() if k.startswith("read:")} == kinds
     assert kinds.get("read:nothing", 0) >= 1 and kinds.get("read:exact", 0) >= 2, kinds
     assert 0 <= out["all"]["lost_to_a_shared_code"] <= 1 - out["all"]["top1"]
-    # a pill named as a group is among those named surely; its product may be in the group, then it is not wrong
     assert 0 <= out["all"]["named_as_group"] <= out["all"]["named_surely"]
-    assert out["all"]["group_truth_not_first"] <= round(out["all"]["named_as_group"] * 6)
+
+
+def test_a_sure_group_holding_the_pill_is_right_and_one_without_it_wrong():
+    from pillcheck.metrics import sure_answer
+
+    assert sure_answer("A", "A", [], "sure") == "right"
+    assert sure_answer("B", "A", ["B", "C"], "sure") == "right_in_group"  # interchangeable, named with the leader
+    assert sure_answer("D", "A", ["B", "C"], "sure") == "wrong"
+    assert sure_answer("D", "A", ["B"], "unsure") == sure_answer("A", "A", [], "unknown") == "not_sure"

@@ -450,7 +450,7 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
 
     from pillcheck import images
     from pillcheck.inference.detector import Detections
-    from pillcheck.metrics import read_kind
+    from pillcheck.metrics import product_faces, read_kind, sure_answer
 
     root = Path(args.dataset)
     labels = root / "labels.csv" if root.is_dir() else root
@@ -462,10 +462,8 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
     pipe = _pipeline(args)
     looks = None
     index = pipe.catalog.candidates
-    gnl = {str(seq): g for seq, g in zip(index.item_seq, index.gnl) if g}
-    faces_of: dict[str, set[str]] = {}  # each product's faces, normalised (``metrics.read_kind``)
-    for seq, front, back in zip(index.item_seq, index.front, index.back):
-        faces_of.setdefault(str(seq), set()).update({front, back, front + back} - {""})
+    kin = {str(seq): k for seq, k in zip(index.item_seq, index.dur_kin) if k}  # interchangeable products share one
+    faces_of = product_faces(index)
     if args.lists:
         from pillcheck.training.med_lists import Lookalikes, simulated_lists
 
@@ -500,15 +498,14 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
                     s["top5"] += row["item_seq"] in seqs[:5]
                     s["sure"] += ident.status == "sure"
                     s["unknown"] += ident.status == "unknown"
-                    # sure and the truth is neither the product named nor one of the group named with it
-                    named = set(seqs[:1]) | set(ident.group)
-                    wrong = ident.status == "sure" and row["item_seq"] not in named
+                    answer = sure_answer(row["item_seq"], seqs[0] if seqs else None, ident.group, ident.status)
+                    wrong = answer == "wrong"
                     s["wrong_but_sure"] += wrong
                     s["as_group"] += ident.status == "sure" and bool(ident.group)
-                    s["group_not_lead"] += ident.status == "sure" and row["item_seq"] in set(ident.group)
-                    # named as another product with the same ingredient, strength and form: the same for every check
-                    s["interchangeable"] += wrong and bool(gnl.get(row["item_seq"])) and (
-                        gnl.get(row["item_seq"]) == gnl.get(seqs[0]))
+                    s["group_not_lead"] += answer == "right_in_group"
+                    # named as another product interchangeable with the pill's: the same for every check
+                    s["interchangeable"] += wrong and bool(kin.get(row["item_seq"])) and (
+                        kin.get(row["item_seq"]) == kin.get(seqs[0]))
     result = {case: {subset: {"pills": s["pills"], "top1": round(s["top1"] / max(s["pills"], 1), 4),
                               "top5": round(s["top5"] / max(s["pills"], 1), 4),
                               "named_surely": round(s["sure"] / max(s["pills"], 1), 4),

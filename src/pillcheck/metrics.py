@@ -121,3 +121,24 @@ def read_kind(imprint_read: str, truth: set[str], leader: set[str]) -> tuple[str
         return "read:nothing", False
     exact = reads & truth
     return ("read:exact" if exact else "read:other"), bool(exact & leader)
+
+
+def product_faces(index) -> dict[str, set[str]]:
+    """Each product's catalog faces (``CandidateIndex``), normalised, and both faces as one string: the ``truth`` and
+    ``leader`` of ``read_kind``."""
+    faces: dict[str, set[str]] = {}
+    for seq, front, back in zip(index.item_seq, index.front, index.back):
+        faces.setdefault(str(seq), set()).update({front, back, front + back} - {""})
+    return faces
+
+
+def sure_answer(truth: str, leader: str | None, group: list[str], status: str) -> str:
+    """What a pill's answer was worth: ``not_sure``; ``right`` (sure, and the product named first is the pill's);
+    ``right_in_group`` (sure as a group of interchangeable products that holds the pill's, shown after another);
+    ``wrong`` (sure, and the pill's product is neither the one named nor in its group: the answer that must not
+    happen)."""
+    if status != "sure":
+        return "not_sure"
+    if truth == leader:
+        return "right"
+    return "right_in_group" if truth in group else "wrong"
