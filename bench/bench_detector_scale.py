@@ -5,7 +5,8 @@
 Rows: the previous model as it was served (one pass), the new model with one pass, and the new model as served
 (one pass + the zoomed-out pass for close-ups, ``Detector.zoom_side``); with ``--heaps`` (the ``heaps`` set of
 ``pillcheck eval build-detect-sets``), the new model on those photos without and with the tile pass, which runs only
-on what looks like a heap (``detector.heap_band``). ``OLD.onnx``: e.g.
+on what looks like a heap (``detector.heap_band``); with ``--closeups`` (the ``closeups`` or ``large`` set), those photos
+without and with the close-up model (``models/detector_close.onnx``, run on photos of big pills). ``OLD.onnx``: e.g.
 ``git show 8d71087:models/detector.onnx > /tmp/old.onnx`` (the model before the issue). Decode excluded.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from pillcheck import config, images
 from pillcheck.inference.detector import Detector
+from pillcheck.inference.models import CLOSE_MODEL
 from pillcheck.training.scenes import table_with_pills
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -35,6 +37,7 @@ def main() -> None:
     ap.add_argument("--images", type=Path,
                     default=config.REPO_ROOT.parent / "shared" / "data" / "photos" / "pushin-pill" / "images")
     ap.add_argument("--heaps", type=Path, default=None, help="a folder of heap photos (images/*.jpg)")
+    ap.add_argument("--closeups", type=Path, default=None, help="a folder of close-up photos (images/*.jpg)")
     ap.add_argument("--repeat", type=int, default=40)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
@@ -55,6 +58,14 @@ def main() -> None:
         print(f"{len(heaps)} heap photos at the app's working size ({heaps[0].shape[1]}x{heaps[0].shape[0]} ...)")
         report({"heaps: served without the tile pass": Detector(args.after, threads=args.threads, tiles=False),
                 "heaps: served (tile pass)": Detector(args.after, threads=args.threads)}, heaps, args.repeat)
+    close = args.after.with_name(CLOSE_MODEL)
+    if args.closeups and close.is_file():
+        near = [images.decode(p, min_side=images.WORKING_SIDE).rgb
+                for p in sorted(args.closeups.glob("images/*.jpg"))[:6]]
+        print(f"{len(near)} close-up photos at the app's working size ({near[0].shape[1]}x{near[0].shape[0]} ...)")
+        report({"close-ups: served without the close-up model": Detector(args.after, threads=args.threads),
+                "close-ups: served (close-up model)": Detector(
+                    args.after, threads=args.threads, close=Detector(close, threads=args.threads))}, near, args.repeat)
 
 
 def report(paths: dict[str, Detector], frames: list[np.ndarray], repeat: int) -> None:

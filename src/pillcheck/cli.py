@@ -350,10 +350,10 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     from pillcheck import metrics
     from pillcheck.inference import models
 
-    det = models.detector(args.model, args.imgsz, args.square, args.zoom_side, args.tiles)
+    det = models.detector(args.model, args.imgsz, args.square, args.zoom_side, args.tiles, args.close)
     result = metrics.evaluate_detector(det, yolo_folder(Path(args.dataset)), iou=args.iou, conf=args.conf)
     _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, "square": det.square, "zoom_side": det.zoom_side,
-                   "tiles": det.tiles, **result}, args.json)
+                   "tiles": det.tiles, "close": det.close.path.name if det.close else None, **result}, args.json)
     return 0
 
 
@@ -697,6 +697,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="long side of the photo in the zoomed-out second pass, for close-ups (0: off; default: as served)")
     ed.add_argument("--tiles", action=argparse.BooleanOptionalAction, default=True,
                     help="the tile pass on heaps (--no-tiles: off, to compare)")
+    ed.add_argument("--close", action=argparse.BooleanOptionalAction, default=True,
+                    help="photos of big pills to detector_close.onnx beside the model, if there (--no-close: the model alone)")
     ed.add_argument("--json", action="store_true")
     ed.set_defaults(func=cmd_eval_detector)
 

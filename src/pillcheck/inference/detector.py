@@ -29,6 +29,12 @@ WHOLE_SURE, PART_SHARE, WHOLE_PARTS = 0.5, 0.25, 2
 # the photo showed). Measured on the held-back sets (MODEL_CARD, sixteenth session): heaps gain, the others unchanged
 TILE_MIN, TILE_SURE, TILE_SMALL, TILE_SPREAD, TILE_CONFIDENT = 10, 0.35, 0.08, 0.3, 0.6
 TILE_OVERLAP, TILE_BAND = 0.12, 1.3
+# A photo of big pills (a close-up, large tablets, an official photo on its ruler grid) goes to the close-up model when
+# one is served (``Detector.close``, models/detector_close.onnx): its zoomed-out pass shows a pill of at least
+# ZOOM_MIN_SIDE of the photo at CLOSE_SURE or above (so any threshold up to CLOSE_SURE routes the same). That model was
+# trained on more big pills, printed matter and official photos and boxes their letters and rulers far less, but it
+# misses more small pills in ordinary photos and scenes, which stay with this one (MODEL_CARD, twenty-fourth session)
+CLOSE_SURE = 0.5
 DEFAULT_IMGSZ = 416
 IMGSZ_KEY = "pillcheck_imgsz"  # ONNX metadata: the input size the model was chosen to be served at (MODEL_CARD)
 PAD_KEY = "pillcheck_pad"  # ONNX metadata: "square" for a model served on square letterboxes, as it was trained
@@ -117,13 +123,13 @@ class Detector:
 
     def __init__(self, path: Path, imgsz: int | None = None, square: bool | None = None,
                  threads: int | None = None, zoom_side: int | None = None, zoom_canvas: int = ZOOM_CANVAS,
-                 tiles: bool = True) -> None:
+                 tiles: bool = True, close: Detector | None = None) -> None:
         """``imgsz`` (long side of the input) and ``square`` (pad to a square) default to what the model stores,
         else DEFAULT_IMGSZ and stride padding; ``zoom_side`` (default ZOOM_SIDE) 0 turns the zoomed-out pass off,
-        ``tiles`` False the heap's tile pass."""
+        ``tiles`` False the heap's tile pass; ``close``: the detector that photos of big pills go to (CLOSE_SURE)."""
         self.path = Path(path)
         self.zoom_side, self.zoom_canvas = ZOOM_SIDE if zoom_side is None else zoom_side, zoom_canvas
-        self.tiles = tiles
+        self.tiles, self.close = tiles, close
         self.session = create_session(self.path, threads=threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         stored = meta.get(IMGSZ_KEY, "")
@@ -143,27 +149,29 @@ class Detector:
 
     def __call__(self, image: np.ndarray, conf: float = 0.35, iou: float = 0.5, max_det: int = 300) -> Detections:
         h, w = image.shape[:2]
-        boxes, scores, cls = self._pass(image, self.imgsz, conf, self.square)
         if self.zoom_side:
             # the photo shrunk into a grey square: a close-up's pill at the sizes the model knows. Only its large
             # boxes count (small pills are the first pass's)
             b2, s2, c2 = self._pass(image, self.zoom_side, conf, square=False, canvas=self.zoom_canvas)
             big = (_short(b2) >= ZOOM_MIN_SIDE * min(w, h)) & (s2 >= ZOOM_SURE)
             b2, s2, c2 = b2[big], s2[big], c2[big]
-            if len(b2):
-                # (first pass, zoomed out); boxes under ZOOM_SURE take no part, so any threshold above it sees the
-                # same merge (evaluations run at 0.001)
-                inside = (_contained(boxes, b2) >= CONTAINED) & (scores >= ZOOM_SURE)[:, None]
-                best_inside = np.where(inside, scores[:, None], 0).max(0) if len(boxes) else np.zeros(len(b2))
-                # a zoomed-out box surer than every first-pass box inside it is one big pill (a letter or logo was
-                # boxed); one less sure is a clump of pills seen from afar (a heap, a palm): the pills stand
-                one = s2 > best_inside
-                part = inside & (areas(boxes)[:, None] < PART_SHARE * areas(b2)[None, :])
-                surer = inside & (scores[:, None] >= s2[None, :])
-                one |= (s2 >= WHOLE_SURE) & ~(surer & ~part).any(0) & ((surer & part).sum(0) <= WHOLE_PARTS)
-                keep = ~inside[:, one].any(1)
-                boxes, scores, cls = (np.concatenate([boxes[keep], b2[one]]), np.concatenate([scores[keep], s2[one]]),
-                                      np.concatenate([cls[keep], c2[one]]))
+            if self.close is not None and (s2 >= CLOSE_SURE).any():  # big pills: the close-up model's photo
+                return self.close(image, conf, iou, max_det)
+        boxes, scores, cls = self._pass(image, self.imgsz, conf, self.square)
+        if self.zoom_side and len(b2):
+            # (first pass, zoomed out); boxes under ZOOM_SURE take no part, so any threshold above it sees the
+            # same merge (evaluations run at 0.001)
+            inside = (_contained(boxes, b2) >= CONTAINED) & (scores >= ZOOM_SURE)[:, None]
+            best_inside = np.where(inside, scores[:, None], 0).max(0) if len(boxes) else np.zeros(len(b2))
+            # a zoomed-out box surer than every first-pass box inside it is one big pill (a letter or logo was
+            # boxed); one less sure is a clump of pills seen from afar (a heap, a palm): the pills stand
+            one = s2 > best_inside
+            part = inside & (areas(boxes)[:, None] < PART_SHARE * areas(b2)[None, :])
+            surer = inside & (scores[:, None] >= s2[None, :])
+            one |= (s2 >= WHOLE_SURE) & ~(surer & ~part).any(0) & ((surer & part).sum(0) <= WHOLE_PARTS)
+            keep = ~inside[:, one].any(1)
+            boxes, scores, cls = (np.concatenate([boxes[keep], b2[one]]), np.concatenate([scores[keep], s2[one]]),
+                                  np.concatenate([cls[keep], c2[one]]))
         if not len(boxes):
             return Detections()
         idx = nms(boxes, scores, iou)

@@ -32,11 +32,22 @@ def _load(key: tuple, factory: Callable[[], T]) -> T:
     return _cache[key]  # type: ignore[return-value]
 
 
+CLOSE_MODEL = "detector_close.onnx"  # beside the detector: the model photos of big pills go to (detector.CLOSE_SURE)
+
+
 def detector(path: Path | None = None, imgsz: int | None = None, square: bool | None = None,
-             zoom_side: int | None = None, tiles: bool = True) -> Detector:
+             zoom_side: int | None = None, tiles: bool = True, close: bool = True) -> Detector:
+    """The detector at ``path`` (default: the models folder's), with the close-up model beside it when that file
+    exists and ``close`` (False: this model alone, to compare)."""
     p = Path(path or config.MODELS_DIR / "detector.onnx").resolve()
-    return _load(("detector", p, imgsz, square, zoom_side, tiles),
-                 lambda: Detector(p, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles))
+    near = p.with_name(CLOSE_MODEL)
+    near = near if close and near.is_file() and near != p else None
+
+    def load() -> Detector:
+        helper = Detector(near, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles) if near else None
+        return Detector(p, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles, close=helper)
+
+    return _load(("detector", p, imgsz, square, zoom_side, tiles, near), load)
 
 
 def _optional(kind: str, candidates: list[Path], factory: Callable[[list[Path]], T]) -> T | None:
