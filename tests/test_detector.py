@@ -161,27 +161,34 @@ def test_the_zoomed_out_box_of_a_big_pill_replaces_its_letters(detector, monkeyp
     assert sorted(got.xyxy.round().tolist()) == sorted(expected)
 
 
-@pytest.mark.parametrize("zoom_score, side, routed", [
-    (0.6, 400, True),  # a sure big pill seen zoomed out: the close-up model's photo
-    (0.45, 400, False),  # an unsure one: this model, with the merge
-    (0.9, 100, False),  # a sure box, but small (under ZOOM_MIN_SIDE of the photo): ordinary pills
+@pytest.mark.parametrize("zoom_score, side, close_boxes, expected", [
+    # a sure big pill seen zoomed out: the close-up model's photo; the pill it left out joins its answer
+    (0.6, 400, [[1, 2, 30, 40, 0.8]], [[1, 2, 30, 40], [100, 100, 500, 500]]),
+    # ... but not when the close-up model boxed that pill itself (boxes overlapping by LEFT_OUT)
+    (0.6, 400, [[1, 2, 30, 40, 0.8], [120, 90, 480, 510, 0.7]], [[1, 2, 30, 40], [120, 90, 480, 510]]),
+    # ... nor when its own box there is below the served threshold: its answer, with the pill joined
+    (0.6, 400, [[120, 90, 480, 510, 0.3]], [[100, 100, 500, 500], [120, 90, 480, 510]]),
+    (0.45, 400, None, [[10, 10, 60, 60], [100, 100, 500, 500]]),  # an unsure big pill: this model, with the merge
+    (0.9, 100, None, [[10, 10, 60, 60]]),  # sure but small (under ZOOM_MIN_SIDE): ordinary pills, this model
 ])
-def test_photos_of_big_pills_go_to_the_close_up_model(monkeypatch, zoom_score, side, routed):
-    """Where a photo goes, on given boxes: the close-up model answers alone when the zoomed-out pass shows a sure big
-    pill (CLOSE_SURE), else it is never run."""
-    close = Detector(MODEL)  # the routing is what is checked: the close-up model's own boxes are marked
+def test_photos_of_big_pills_go_to_the_close_up_model(monkeypatch, zoom_score, side, close_boxes, expected):
+    """Where a photo goes, on given boxes: the close-up model answers when the zoomed-out pass shows a sure big pill
+    (CLOSE_SURE), with the sure big pills it left out; else it is never run (None: not run)."""
+    close = Detector(MODEL)  # the routing is what is checked: the close-up model's passes are given
     main = Detector(MODEL, close=close)
     zoomed = (np.array([[100, 100, 100 + side, 100 + side]], np.float32), np.array([zoom_score], np.float32),
               np.zeros(1, np.int64))
     first = (np.array([[10, 10, 60, 60]], np.float32), np.array([0.9], np.float32), np.zeros(1, np.int64))
-    mark = (np.array([[1, 2, 30, 40]], np.float32), np.array([0.8], np.float32), np.zeros(1, np.int64))
+    none = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+    given = (np.array([b[:4] for b in close_boxes or [[0, 0, 1, 1]]], np.float32),
+             np.array([b[4] for b in close_boxes or [[0, 0, 1, 1, 0.5]]], np.float32), np.zeros(len(close_boxes or [0])))
     calls = []
     monkeypatch.setattr(main, "_pass", lambda image, size, conf, square, canvas=None: zoomed if canvas else first)
     monkeypatch.setattr(close, "_pass", lambda image, size, conf, square, canvas=None: calls.append(size) or (
-        zoomed if canvas else mark))
-    got = main(np.zeros((600, 800, 3), np.uint8)).xyxy.round().tolist()
-    assert bool(calls) == routed
-    assert ([1, 2, 30, 40] in got) == routed and ([10, 10, 60, 60] in got) == (not routed)
+        none if canvas else given))
+    got = main(np.zeros((600, 800, 3), np.uint8), conf=0.001)
+    assert bool(calls) == (close_boxes is not None)
+    assert sorted(got.xyxy.round().tolist()) == sorted(expected)
 
 
 def test_the_close_up_model_is_served_when_its_file_is_beside_the_detector(tmp_path):

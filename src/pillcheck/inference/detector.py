@@ -35,6 +35,10 @@ TILE_OVERLAP, TILE_BAND = 0.12, 1.3
 # trained on more big pills, printed matter and official photos and boxes their letters and rulers far less, but it
 # misses more small pills in ordinary photos and scenes, which stay with this one (MODEL_CARD, twenty-fourth session)
 CLOSE_SURE = 0.5
+# ... and this model's sure big pills that the close-up model left out (none of its boxes scoring JOIN_SURE, the served
+# threshold, overlaps them by LEFT_OUT of either box) join its answer: a missed pill is silent, a false box is shown
+# for the person to dismiss (large tablets: 5 more pills of 342 found, 2 more false boxes; MODEL_CARD)
+LEFT_OUT, JOIN_SURE = 0.3, 0.35
 DEFAULT_IMGSZ = 416
 IMGSZ_KEY = "pillcheck_imgsz"  # ONNX metadata: the input size the model was chosen to be served at (MODEL_CARD)
 PAD_KEY = "pillcheck_pad"  # ONNX metadata: "square" for a model served on square letterboxes, as it was trained
@@ -155,8 +159,8 @@ class Detector:
             b2, s2, c2 = self._pass(image, self.zoom_side, conf, square=False, canvas=self.zoom_canvas)
             big = (_short(b2) >= ZOOM_MIN_SIDE * min(w, h)) & (s2 >= ZOOM_SURE)
             b2, s2, c2 = b2[big], s2[big], c2[big]
-            if self.close is not None and (s2 >= CLOSE_SURE).any():  # big pills: the close-up model's photo
-                return self.close(image, conf, iou, max_det)
+            if self.close is not None and (sure := s2 >= CLOSE_SURE).any():  # big pills: the close-up model's photo
+                return _joined(self.close(image, conf, iou, max_det), b2[sure], s2[sure], c2[sure], max_det)
         boxes, scores, cls = self._pass(image, self.imgsz, conf, self.square)
         if self.zoom_side and len(b2):
             # (first pass, zoomed out); boxes under ZOOM_SURE take no part, so any threshold above it sees the
@@ -235,6 +239,21 @@ def heap_band(boxes: np.ndarray, scores: np.ndarray, short_side: int) -> tuple[f
     if med >= TILE_SMALL * short_side or np.std(short) > TILE_SPREAD * np.mean(short) or score < TILE_CONFIDENT:
         return None
     return med, score
+
+
+def _joined(det: Detections, boxes: np.ndarray, scores: np.ndarray, cls: np.ndarray, max_det: int) -> Detections:
+    """``det`` with those of ``boxes`` (NMS at 0.5 among themselves) that no box of it scoring JOIN_SURE overlaps by
+    LEFT_OUT of either (so any threshold up to JOIN_SURE sees the same join)."""
+    idx = nms(boxes, scores, 0.5)
+    boxes, scores, cls = boxes[idx], scores[idx], cls[idx]
+    mine = det.xyxy[det.confidence >= JOIN_SURE]
+    if len(mine):
+        inter = intersections(boxes, mine)
+        free = ~((inter >= LEFT_OUT * areas(boxes)[:, None]) | (inter >= LEFT_OUT * areas(mine)[None, :])).any(1)
+        boxes, scores, cls = boxes[free], scores[free], cls[free]
+    order = np.argsort(-np.concatenate([det.confidence, scores]), kind="stable")[:max_det]
+    return Detections(np.concatenate([det.xyxy, boxes])[order], np.concatenate([det.confidence, scores])[order],
+                      np.concatenate([det.class_id, cls])[order])
 
 
 def _contained(a: np.ndarray, b: np.ndarray) -> np.ndarray:
