@@ -200,6 +200,7 @@ def test_the_close_up_model_is_served_when_its_file_is_beside_the_detector(tmp_p
     assert models.detector(tmp_path / "detector.onnx").close is None  # none beside it: the detector alone
     shutil.copy(MODEL, tmp_path / models.CLOSE_MODEL)
     served = models.detector(tmp_path / "detector.onnx")
+    assert not isinstance(served._close, Detector)  # not loaded until a photo of big pills needs it
     assert served.close is not None and served.close.path == (tmp_path / models.CLOSE_MODEL).resolve()
     assert served.close.close is None  # the close-up model answers alone
     assert models.detector(tmp_path / "detector.onnx", close=False).close is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,13 +128,14 @@ class Detector:
 
     def __init__(self, path: Path, imgsz: int | None = None, square: bool | None = None,
                  threads: int | None = None, zoom_side: int | None = None, zoom_canvas: int = ZOOM_CANVAS,
-                 tiles: bool = True, close: Detector | None = None) -> None:
+                 tiles: bool = True, close: Detector | Callable[[], Detector] | None = None) -> None:
         """``imgsz`` (long side of the input) and ``square`` (pad to a square) default to what the model stores,
         else DEFAULT_IMGSZ and stride padding; ``zoom_side`` (default ZOOM_SIDE) 0 turns the zoomed-out pass off,
-        ``tiles`` False the heap's tile pass; ``close``: the detector that photos of big pills go to (CLOSE_SURE)."""
+        ``tiles`` False the heap's tile pass; ``close``: the detector that photos of big pills go to (CLOSE_SURE), or
+        what loads it on the first such photo."""
         self.path = Path(path)
         self.zoom_side, self.zoom_canvas = ZOOM_SIDE if zoom_side is None else zoom_side, zoom_canvas
-        self.tiles, self.close = tiles, close
+        self.tiles, self._close = tiles, close
         self.session = create_session(self.path, threads=threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         stored = meta.get(IMGSZ_KEY, "")
@@ -148,6 +150,13 @@ class Detector:
             self.imgsz, self.square = fixed[0], True
 
     @property
+    def close(self) -> Detector | None:
+        """The close-up model (loaded now if it was given as a loader)."""
+        if self._close is not None and not isinstance(self._close, Detector):
+            self._close = self._close()
+        return self._close
+
+    @property
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
@@ -159,7 +168,7 @@ class Detector:
             b2, s2, c2 = self._pass(image, self.zoom_side, conf, square=False, canvas=self.zoom_canvas)
             big = (_short(b2) >= ZOOM_MIN_SIDE * min(w, h)) & (s2 >= ZOOM_SURE)
             b2, s2, c2 = b2[big], s2[big], c2[big]
-            if self.close is not None and (sure := s2 >= CLOSE_SURE).any():  # big pills: the close-up model's photo
+            if self._close is not None and (sure := s2 >= CLOSE_SURE).any():  # big pills: the close-up model's photo
                 return _joined(self.close(image, conf, iou, max_det), b2[sure], s2[sure], c2[sure], max_det)
         boxes, scores, cls = self._pass(image, self.imgsz, conf, self.square)
         if self.zoom_side and len(b2):

@@ -38,16 +38,19 @@ CLOSE_MODEL = "detector_close.onnx"  # beside the detector: the model photos of 
 def detector(path: Path | None = None, imgsz: int | None = None, square: bool | None = None,
              zoom_side: int | None = None, tiles: bool = True, close: bool = True) -> Detector:
     """The detector at ``path`` (default: the models folder's), with the close-up model beside it when that file
-    exists and ``close`` (False: this model alone, to compare)."""
+    exists and ``close`` (False: this model alone, to compare); the close-up model loads on the first photo of big
+    pills (most photos never need its memory)."""
     p = Path(path or config.MODELS_DIR / "detector.onnx").resolve()
     near = p.with_name(CLOSE_MODEL)
     near = near if close and near.is_file() and near != p else None
 
-    def load() -> Detector:
-        helper = Detector(near, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles) if near else None
-        return Detector(p, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles, close=helper)
+    def helper() -> Detector:
+        return _load(("detector_close", near, imgsz, square, zoom_side, tiles),
+                     lambda: Detector(near, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles))
 
-    return _load(("detector", p, imgsz, square, zoom_side, tiles, near), load)
+    return _load(("detector", p, imgsz, square, zoom_side, tiles, near),
+                 lambda: Detector(p, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles,
+                                  close=helper if near else None))
 
 
 def _optional(kind: str, candidates: list[Path], factory: Callable[[list[Path]], T]) -> T | None:
