@@ -168,6 +168,8 @@ def test_the_zoomed_out_box_of_a_big_pill_replaces_its_letters(detector, monkeyp
     (0.6, 400, [[1, 2, 30, 40, 0.8], [120, 90, 480, 510, 0.7]], [[1, 2, 30, 40], [120, 90, 480, 510]]),
     # ... nor when its own box there is below the served threshold: its answer, with the pill joined
     (0.6, 400, [[120, 90, 480, 510, 0.3]], [[100, 100, 500, 500], [120, 90, 480, 510]]),
+    # ... cut to the photo where the zoomed-out box runs past its edge (600 x 800)
+    (0.6, 600, [[1, 2, 30, 40, 0.8]], [[1, 2, 30, 40], [100, 100, 700, 600]]),
     (0.45, 400, None, [[10, 10, 60, 60], [100, 100, 500, 500]]),  # an unsure big pill: this model, with the merge
     (0.9, 100, None, [[10, 10, 60, 60]]),  # sure but small (under ZOOM_MIN_SIDE): ordinary pills, this model
 ])
@@ -180,8 +182,8 @@ def test_photos_of_big_pills_go_to_the_close_up_model(monkeypatch, zoom_score, s
               np.zeros(1, np.int64))
     first = (np.array([[10, 10, 60, 60]], np.float32), np.array([0.9], np.float32), np.zeros(1, np.int64))
     none = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
-    given = (np.array([b[:4] for b in close_boxes or [[0, 0, 1, 1]]], np.float32),
-             np.array([b[4] for b in close_boxes or [[0, 0, 1, 1, 0.5]]], np.float32), np.zeros(len(close_boxes or [0])))
+    given = none if close_boxes is None else (np.array([b[:4] for b in close_boxes], np.float32),
+                                              np.array([b[4] for b in close_boxes], np.float32), np.zeros(len(close_boxes)))
     calls = []
     monkeypatch.setattr(main, "_pass", lambda image, size, conf, square, canvas=None: zoomed if canvas else first)
     monkeypatch.setattr(close, "_pass", lambda image, size, conf, square, canvas=None: calls.append(size) or (

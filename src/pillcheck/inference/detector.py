@@ -169,7 +169,8 @@ class Detector:
             big = (_short(b2) >= ZOOM_MIN_SIDE * min(w, h)) & (s2 >= ZOOM_SURE)
             b2, s2, c2 = b2[big], s2[big], c2[big]
             if self._close is not None and (sure := s2 >= CLOSE_SURE).any():  # big pills: the close-up model's photo
-                return _joined(self.close(image, conf, iou, max_det), b2[sure], s2[sure], c2[sure], max_det)
+                return _joined(self.close(image, conf, iou, max_det), _clipped(b2[sure], w, h), s2[sure], c2[sure],
+                               max_det)
         boxes, scores, cls = self._pass(image, self.imgsz, conf, self.square)
         if self.zoom_side and len(b2):
             # (first pass, zoomed out); boxes under ZOOM_SURE take no part, so any threshold above it sees the
@@ -197,10 +198,7 @@ class Detector:
                                   np.concatenate([cls, tc[keep]]))
             idx = nms(boxes, scores, iou)
             boxes, scores, cls = boxes[idx], scores[idx], cls[idx]
-        boxes, scores, cls = boxes[:max_det], scores[:max_det], cls[:max_det]
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        return Detections(boxes, scores, cls)
+        return Detections(_clipped(boxes[:max_det], w, h), scores[:max_det], cls[:max_det])
 
     def _tiles(self, image: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The first pass on 2x2 overlapping tiles, in the photo's pixels; a box touching a tile's inner edge is a
@@ -257,12 +255,17 @@ def _joined(det: Detections, boxes: np.ndarray, scores: np.ndarray, cls: np.ndar
     boxes, scores, cls = boxes[idx], scores[idx], cls[idx]
     mine = det.xyxy[det.confidence >= JOIN_SURE]
     if len(mine):
-        inter = intersections(boxes, mine)
-        free = ~((inter >= LEFT_OUT * areas(boxes)[:, None]) | (inter >= LEFT_OUT * areas(mine)[None, :])).any(1)
+        free = ~((_contained(boxes, mine) >= LEFT_OUT) | (_contained(mine, boxes).T >= LEFT_OUT)).any(1)
         boxes, scores, cls = boxes[free], scores[free], cls[free]
     order = np.argsort(-np.concatenate([det.confidence, scores]), kind="stable")[:max_det]
     return Detections(np.concatenate([det.xyxy, boxes])[order], np.concatenate([det.confidence, scores])[order],
                       np.concatenate([det.class_id, cls])[order])
+
+
+def _clipped(boxes: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The boxes cut to the photo (a pass on a padded canvas can box past its edges)."""
+    return np.stack([boxes[:, 0].clip(0, w), boxes[:, 1].clip(0, h), boxes[:, 2].clip(0, w), boxes[:, 3].clip(0, h)],
+                    1).reshape(-1, 4)
 
 
 def _contained(a: np.ndarray, b: np.ndarray) -> np.ndarray:
