@@ -5,7 +5,8 @@
 Rows: the previous model as it was served (one pass), the new model with one pass, and the new model as served
 (one pass + the zoomed-out pass for close-ups, ``Detector.zoom_side``); with ``--heaps`` (the ``heaps`` set of
 ``pillcheck eval build-detect-sets``), the new model on those photos without and with the tile pass, which runs only
-on what looks like a heap (``detector.heap_band``); with ``--closeups`` (the ``closeups`` or ``large`` set), those photos
+on what looks like a heap (``detector.heap_band``), read by the model itself and, when ``models/detector_heap.onnx`` is
+beside it, by that heap model as served; with ``--closeups`` (the ``closeups`` or ``large`` set), those photos
 without and with the close-up model (``models/detector_close.onnx``, run on photos of big pills). ``OLD.onnx``: e.g.
 ``git show 8d71087:models/detector.onnx > /tmp/old.onnx`` (the model before the issue). Decode excluded.
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 from pillcheck import config, images
 from pillcheck.inference.detector import Detector
-from pillcheck.inference.models import CLOSE_MODEL
+from pillcheck.inference.models import CLOSE_MODEL, HEAP_MODEL
 from pillcheck.training.scenes import table_with_pills
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -56,8 +57,12 @@ def main() -> None:
     if args.heaps:
         heaps = [images.decode(p, min_side=images.WORKING_SIDE).rgb for p in sorted(args.heaps.glob("images/*.jpg"))[:6]]
         print(f"{len(heaps)} heap photos at the app's working size ({heaps[0].shape[1]}x{heaps[0].shape[0]} ...)")
-        report({"heaps: served without the tile pass": Detector(args.after, threads=args.threads, tiles=False),
-                "heaps: served (tile pass)": Detector(args.after, threads=args.threads)}, heaps, args.repeat)
+        on_heaps = {"heaps: served without the tile pass": Detector(args.after, threads=args.threads, tiles=False),
+                    "heaps: tile pass by the model itself": Detector(args.after, threads=args.threads)}
+        if (heap := args.after.with_name(HEAP_MODEL)).is_file():
+            on_heaps["heaps: served (tiles by the heap model)"] = Detector(
+                args.after, threads=args.threads, heap=Detector(heap, threads=args.threads))
+        report(on_heaps, heaps, args.repeat)
     close = args.after.with_name(CLOSE_MODEL)
     if args.closeups and close.is_file():
         near = [images.decode(p, min_side=images.WORKING_SIDE).rgb

@@ -350,10 +350,11 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     from pillcheck import metrics
     from pillcheck.inference import models
 
-    det = models.detector(args.model, args.imgsz, args.square, args.zoom_side, args.tiles, args.close)
+    det = models.detector(args.model, args.imgsz, args.square, args.zoom_side, args.tiles, args.close, args.heap)
     result = metrics.evaluate_detector(det, yolo_folder(Path(args.dataset)), iou=args.iou, conf=args.conf)
     _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, "square": det.square, "zoom_side": det.zoom_side,
-                   "tiles": det.tiles, "close": det.close.path.name if det.close else None, **result}, args.json)
+                   "tiles": det.tiles, "close": det.close.path.name if det.close else None,
+                   "heap": det.heap.path.name if det.heap else None, **result}, args.json)
     return 0
 
 
@@ -699,6 +700,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the tile pass on heaps (--no-tiles: off, to compare)")
     ed.add_argument("--close", action=argparse.BooleanOptionalAction, default=True,
                     help="photos of big pills to detector_close.onnx beside the model, if there (--no-close: the model alone)")
+    ed.add_argument("--heap", action=argparse.BooleanOptionalAction, default=True,
+                    help="a heap's tiles read by detector_heap.onnx beside the model, if there (--no-heap: by the model)")
     ed.add_argument("--json", action="store_true")
     ed.set_defaults(func=cmd_eval_detector)
 

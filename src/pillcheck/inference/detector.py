@@ -128,14 +128,16 @@ class Detector:
 
     def __init__(self, path: Path, imgsz: int | None = None, square: bool | None = None,
                  threads: int | None = None, zoom_side: int | None = None, zoom_canvas: int = ZOOM_CANVAS,
-                 tiles: bool = True, close: Detector | Callable[[], Detector] | None = None) -> None:
+                 tiles: bool = True, close: Detector | Callable[[], Detector] | None = None,
+                 heap: Detector | Callable[[], Detector] | None = None) -> None:
         """``imgsz`` (long side of the input) and ``square`` (pad to a square) default to what the model stores,
         else DEFAULT_IMGSZ and stride padding; ``zoom_side`` (default ZOOM_SIDE) 0 turns the zoomed-out pass off,
-        ``tiles`` False the heap's tile pass; ``close``: the detector that photos of big pills go to (CLOSE_SURE), or
-        what loads it on the first such photo."""
+        ``tiles`` False the heap's tile pass; ``close``: the detector that photos of big pills go to (CLOSE_SURE),
+        ``heap``: the one that reads a heap's tiles (else this one); either may be given as what loads it on the
+        first photo that needs it."""
         self.path = Path(path)
         self.zoom_side, self.zoom_canvas = ZOOM_SIDE if zoom_side is None else zoom_side, zoom_canvas
-        self.tiles, self._close = tiles, close
+        self.tiles, self._helpers = tiles, {"close": close, "heap": heap}
         self.session = create_session(self.path, threads=threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         stored = meta.get(IMGSZ_KEY, "")
@@ -149,12 +151,22 @@ class Detector:
         if len(fixed) == 2 and fixed[0] == fixed[1]:  # a fixed-size export needs exactly its square
             self.imgsz, self.square = fixed[0], True
 
+    def _helper(self, name: str) -> Detector | None:
+        """A helper model (loaded now if it was given as a loader)."""
+        got = self._helpers[name]
+        if got is not None and not isinstance(got, Detector):
+            got = self._helpers[name] = got()
+        return got
+
     @property
     def close(self) -> Detector | None:
-        """The close-up model (loaded now if it was given as a loader)."""
-        if self._close is not None and not isinstance(self._close, Detector):
-            self._close = self._close()
-        return self._close
+        """The close-up model."""
+        return self._helper("close")
+
+    @property
+    def heap(self) -> Detector | None:
+        """The model for a heap's tiles."""
+        return self._helper("heap")
 
     @property
     def providers(self) -> list[str]:
@@ -168,7 +180,7 @@ class Detector:
             b2, s2, c2 = self._pass(image, self.zoom_side, conf, square=False, canvas=self.zoom_canvas)
             big = (_short(b2) >= ZOOM_MIN_SIDE * min(w, h)) & (s2 >= ZOOM_SURE)
             b2, s2, c2 = b2[big], s2[big], c2[big]
-            if self._close is not None and (sure := s2 >= CLOSE_SURE).any():  # big pills: the close-up model's photo
+            if self._helpers["close"] is not None and (sure := s2 >= CLOSE_SURE).any():  # big pills: the close-up model's photo
                 return _joined(self.close(image, conf, iou, max_det), _clipped(b2[sure], w, h), s2[sure], c2[sure],
                                max_det)
         boxes, scores, cls = self._pass(image, self.imgsz, conf, self.square)
@@ -201,14 +213,15 @@ class Detector:
         return Detections(_clipped(boxes[:max_det], w, h), scores[:max_det], cls[:max_det])
 
     def _tiles(self, image: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The first pass on 2x2 overlapping tiles, in the photo's pixels; a box touching a tile's inner edge is a
-        cut pill (the neighbouring tile holds it whole) and is dropped."""
+        """The first pass on 2x2 overlapping tiles (by the heap model when there is one), in the photo's pixels; a box
+        touching a tile's inner edge is a cut pill (the neighbouring tile holds it whole) and is dropped."""
+        model = self.heap or self
         h, w = image.shape[:2]
         th, tw = int(h / 2 + TILE_OVERLAP * min(h, w)), int(w / 2 + TILE_OVERLAP * min(h, w))
         out = []
         for y0 in (0, h - th):
             for x0 in (0, w - tw):
-                b, s, c = self._pass(image[y0:y0 + th, x0:x0 + tw], self.imgsz, conf, self.square)
+                b, s, c = model._pass(image[y0:y0 + th, x0:x0 + tw], model.imgsz, conf, model.square)
                 m = 0.01 * max(th, tw)
                 cut = (((b[:, 0] <= m) & (x0 > 0)) | ((b[:, 1] <= m) & (y0 > 0))
                        | ((b[:, 2] >= tw - m) & (x0 + tw < w)) | ((b[:, 3] >= th - m) & (y0 + th < h)))

@@ -33,24 +33,26 @@ def _load(key: tuple, factory: Callable[[], T]) -> T:
 
 
 CLOSE_MODEL = "detector_close.onnx"  # beside the detector: the model photos of big pills go to (detector.CLOSE_SURE)
+HEAP_MODEL = "detector_heap.onnx"  # beside the detector: the model that reads a heap's tiles (detector.heap_band)
 
 
 def detector(path: Path | None = None, imgsz: int | None = None, square: bool | None = None,
-             zoom_side: int | None = None, tiles: bool = True, close: bool = True) -> Detector:
-    """The detector at ``path`` (default: the models folder's), with the close-up model beside it when that file
-    exists and ``close`` (False: this model alone, to compare); the close-up model loads on the first photo of big
-    pills (most photos never need its memory)."""
+             zoom_side: int | None = None, tiles: bool = True, close: bool = True, heap: bool = True) -> Detector:
+    """The detector at ``path`` (default: the models folder's), with the close-up and heap models beside it when
+    their files exist and ``close`` / ``heap`` (False: without it, to compare); each loads on the first photo that
+    needs it (most photos never need their memory)."""
     p = Path(path or config.MODELS_DIR / "detector.onnx").resolve()
-    near = p.with_name(CLOSE_MODEL)
-    near = near if close and near.is_file() and near != p else None
 
-    def helper() -> Detector:
-        return _load(("detector_close", near, imgsz, square, zoom_side, tiles),
-                     lambda: Detector(near, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles))
+    def beside(name: str, wanted: bool) -> Callable[[], Detector] | None:
+        near = p.with_name(name)
+        if not (wanted and near.is_file() and near != p):
+            return None
+        return lambda: _load((name, near, imgsz, square, zoom_side, tiles),
+                             lambda: Detector(near, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles))
 
-    return _load(("detector", p, imgsz, square, zoom_side, tiles, near),
-                 lambda: Detector(p, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles,
-                                  close=helper if near else None))
+    helpers = {"close": beside(CLOSE_MODEL, close), "heap": beside(HEAP_MODEL, heap)}
+    return _load(("detector", p, imgsz, square, zoom_side, tiles, *(h is not None for h in helpers.values())),
+                 lambda: Detector(p, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles, **helpers))
 
 
 def _optional(kind: str, candidates: list[Path], factory: Callable[[list[Path]], T]) -> T | None:
