@@ -12,7 +12,17 @@ import pytest
 from PIL import Image
 
 from pillcheck import config, images
-from pillcheck.inference.detector import DEFAULT_IMGSZ, IMGSZ_KEY, PAD_KEY, Detections, Detector, heap_band, letterbox, nms
+from pillcheck.inference.detector import (
+    DEFAULT_IMGSZ,
+    IMGSZ_KEY,
+    PAD_KEY,
+    ZOOM_CANVAS,
+    Detections,
+    Detector,
+    heap_band,
+    letterbox,
+    nms,
+)
 from pillcheck.inference.session import ModelError
 from pillcheck.metrics import iou_matrix
 from pillcheck.training.scenes import table_with_pills
@@ -277,7 +287,7 @@ def test_a_heaps_tiles_go_to_the_heap_model(monkeypatch):
     monkeypatch.setattr(served, "_pass", photo_pass)
     monkeypatch.setattr(heap, "_pass", tile_pass)
     got = served(np.zeros((1200, 1600, 3), np.uint8))
-    assert own == [320, None] and len(tiles) == 4  # zoomed out and whole photo here, the four tiles there
+    assert own == [ZOOM_CANVAS, None] and len(tiles) == 4  # zoomed out and whole photo here, the four tiles there
     assert len(got) == 21 and got.confidence[got.xyxy.round().tolist().index([500, 500, 542, 541])] == pytest.approx(0.7)
 
 

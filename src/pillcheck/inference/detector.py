@@ -180,7 +180,8 @@ class Detector:
             b2, s2, c2 = self._pass(image, self.zoom_side, conf, square=False, canvas=self.zoom_canvas)
             big = (_short(b2) >= ZOOM_MIN_SIDE * min(w, h)) & (s2 >= ZOOM_SURE)
             b2, s2, c2 = b2[big], s2[big], c2[big]
-            if self._helpers["close"] is not None and (sure := s2 >= CLOSE_SURE).any():  # big pills: the close-up model's photo
+            # big pills: the close-up model's photo (the check on the loader, so a photo of small pills never loads it)
+            if self._helpers["close"] is not None and (sure := s2 >= CLOSE_SURE).any():
                 return _joined(self.close(image, conf, iou, max_det), _clipped(b2[sure], w, h), s2[sure], c2[sure],
                                max_det)
         boxes, scores, cls = self._pass(image, self.imgsz, conf, self.square)
