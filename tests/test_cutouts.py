@@ -53,3 +53,53 @@ def test_a_pale_face_is_not_cut_in_half():
     for c in cuts:
         ys, xs = np.nonzero(c.rgba[..., 3])
         assert abs(np.ptp(xs) - np.ptp(ys)) <= 0.04 * np.ptp(ys)
+
+
+def _catalog_aspect(db, item_seq: str) -> float:
+    with duckdb.connect(str(db), read_only=True) as con:
+        long, short = con.execute("SELECT max(leng_long), max(leng_short) FROM appearance WHERE item_seq = ?",
+                                  [item_seq]).fetchone()
+    return float(long) / float(short)
+
+
+def _photo(name: str):
+    if not (PHOTOS / "images" / name).is_file():
+        pytest.skip(f"reference photo {name} not found")
+    return PHOTOS / "images" / name
+
+
+@needs_shared
+def test_a_small_pale_pill_is_cut(official_db):
+    """199200144 (스부롤정, small light-blue rounds 'HT' | 'SR'): its seeds were too small to count, so the photo gave
+    no face until 2026-12-07 (77 of 2,223 photos gave none). Both faces now, each as round as the catalog says."""
+    cuts = extract(_photo("199200144.jpg"))
+    assert [c.side for c in cuts] == ["front", "back"]
+    for c in cuts:
+        long, short = _sides(c.rgba)
+        assert abs(long / short - _catalog_aspect(official_db, "199200144")) < 0.1
+
+
+@needs_shared
+def test_half_of_a_white_pill_is_not_a_face(official_db):
+    """200500629 and 200903830 (white tablets): a small seed on their shaded lower half grows no further; a face cut
+    from it would be half a pill. Any face given has the catalog's proportions."""
+    for name in ("200500629.jpg", "200903830.jpg"):
+        aspect = _catalog_aspect(official_db, name.removesuffix(".jpg"))
+        for c in extract(_photo(name)):
+            long, short = _sides(c.rgba)
+            assert abs(long / short - aspect) < 0.15 * aspect, name
+
+
+@needs_shared
+def test_two_touching_soft_capsules_are_two_faces(official_db):
+    """200302374 (메가콘트로연질캡슐 'MGCT'): two big dark capsules lying across the centre line, touching, made one
+    seed and one face holding both until 2026-12-07 (38 photos gave one face). Now the front and the back, each a
+    capsule of the catalog's proportions, side by side."""
+    cuts = extract(_photo("200302374.jpg"))
+    assert [c.side for c in cuts] == ["front", "back"]
+    aspect = _catalog_aspect(official_db, "200302374")
+    for c in cuts:
+        long, short = _sides(c.rgba)
+        assert abs(long / short - aspect) < 0.15 * aspect
+    (a0, _, a1, _), (b0, _, b1, _) = (c.box for c in cuts)
+    assert a0 < b0 and a1 < b1

@@ -44,6 +44,12 @@ class Cutout:
 # from the light grid by ~11 (neutral vs bluish grey), the Otsu threshold on the global distance was ~22.
 GROW_DISTANCE = 8.0
 MIN_FILL = 0.85  # share of its convex hull a grown face must fill
+# A seed may be a small part of a pale face (the grown face must reach ``min_area_frac``): seeds had to, until
+# 2026-12-07, and 77 of 2,223 photos of small pale pills gave no face at all
+SEED_SHARE = 0.25
+SMALL_SEED_MIRROR = 0.85  # ... and its hull must mirror itself (``_mirrored``) this well: pentagons are lost, halves too
+STRADDLE = 0.25  # a single seed with at least this share of it on each side of the centre line may be two faces
+OVERLAP = 0.05  # ... whose hulls, once split, may share this share of the smaller one (touching, not stacked)
 # Grid lines and ruler ticks are thin: an opening removes them, a closing fills imprints and bevels; the blur
 # before thresholding spreads each edge by ~2 px onto the background, which an erosion takes back.
 _OPEN, _CLOSE, _EDGE = (cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) for k in (7, 15, 5))
@@ -87,12 +93,16 @@ def _faces(bgr: np.ndarray, min_area_frac: float) -> list[np.ndarray]:
     lab = cv2.cvtColor(blurred, cv2.COLOR_BGR2LAB).astype(np.float32)
     seed = _seeds(lab)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(seed)
-    comps = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area_frac * h * w
+    comps = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= SEED_SHARE * min_area_frac * h * w
              and stats[i, cv2.CC_STAT_HEIGHT] >= 0.05 * h  # the 약학정보원 text band is a thin strip
              and max(stats[i, 2], stats[i, 3]) <= 5 * min(stats[i, 2], stats[i, 3])]
     comps = sorted(sorted(comps, key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:2], key=lambda i: stats[i, 0])
     if not comps:
         return []
+    split = len(comps) == 1 and (second := _second_face(labels == comps[0])) is not None
+    if split:
+        labels[second] = n
+        comps = [comps[0], n]
     _, region = cv2.connectedComponents(_grown(lab) | seed)
     ids = [np.setdiff1d(np.unique(region[labels == i]), [0]) for i in comps]
     faces = [np.isin(region, r) for r in ids]
@@ -106,11 +116,48 @@ def _faces(bgr: np.ndarray, min_area_frac: float) -> list[np.ndarray]:
     for i, face in zip(comps, faces):
         face = cv2.erode(cv2.morphologyEx(face.astype(np.uint8) * 255, cv2.MORPH_CLOSE, _CLOSE), _EDGE)
         # a pill fills its hull; grown pixels that do not (two capsules or the text band joined by a bridge of
-        # shadow) are not one pill: the seed alone is then the better guess
+        # shadow) are not one pill: the seed alone is then the better guess, if it is not a small part of one
+        small = np.count_nonzero(labels == i) < min_area_frac * h * w
         if np.count_nonzero(face) < MIN_FILL * np.count_nonzero(_hull(face)):
+            if small:
+                continue
             face = cv2.morphologyEx(np.where(labels == i, 255, 0).astype(np.uint8), cv2.MORPH_CLOSE, _CLOSE)
-        out.append(face)
+        # from a small seed, a face grown over only the shaded half of a white pill is flat on one side: a pill
+        # lying upright in these photos mirrors itself top to bottom
+        if np.count_nonzero(face) >= min_area_frac * h * w and not (small and _mirrored(face) < SMALL_SEED_MIRROR):
+            out.append(face)
+    if split and len(out) == 2:
+        hulls = [_hull(f) > 0 for f in out]
+        if np.count_nonzero(hulls[0] & hulls[1]) > OVERLAP * min(np.count_nonzero(x) for x in hulls):
+            return []  # one pill lying on the other (the zoomed photo style): no whole face to cut
     return out
+
+
+def _second_face(seed: np.ndarray) -> np.ndarray | None:
+    """The right-hand one of two faces joined in one seed (big capsules lying across the centre line, touching:
+    the photos are always front | back), split between the two cores of the seed's distance map; None when the
+    seed is one face."""
+    w = seed.shape[1]
+    total = np.count_nonzero(seed)
+    if min(np.count_nonzero(seed[:, : w // 2]), np.count_nonzero(seed[:, w // 2:])) < STRADDLE * total:
+        return None
+    dist = cv2.distanceTransform(seed.astype(np.uint8), cv2.DIST_L2, 5)
+    n, cores, stats, centres = cv2.connectedComponentsWithStats((dist > 0.5 * dist.max()).astype(np.uint8))
+    if n < 3:
+        return None
+    a, b = sorted(np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:2] + 1, key=lambda i: centres[i][0])
+    if centres[a][0] >= w / 2 or centres[b][0] < w / 2:
+        return None
+    near = [cv2.distanceTransform((cores != i).astype(np.uint8), cv2.DIST_L2, 5) for i in (a, b)]
+    return seed & (near[1] < near[0])
+
+
+def _mirrored(face: np.ndarray) -> float:
+    """IoU of a face's hull with itself flipped top to bottom (1 for an ellipse, ~0.65 for half of one)."""
+    ys, xs = np.nonzero(_hull(face))
+    m = np.zeros((ys.max() - ys.min() + 1, xs.max() - xs.min() + 1), bool)
+    m[ys - ys.min(), xs - xs.min()] = True
+    return float((m & m[::-1]).sum() / (m | m[::-1]).sum())
 
 
 def _hull(mask: np.ndarray) -> np.ndarray:
