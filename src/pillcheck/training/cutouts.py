@@ -45,7 +45,7 @@ class Cutout:
 GROW_DISTANCE = 8.0
 MIN_FILL = 0.85  # share of its convex hull a grown face must fill
 # A seed may be a small part of a pale face (the grown face must reach ``min_area_frac``): seeds had to, until
-# 2026-12-07, and 77 of 2,223 photos of small pale pills gave no face at all
+# 2026-12-07, and 77 of 2,223 photos gave no face at all (46 now; MODEL_CARD)
 SEED_SHARE = 0.25
 SMALL_SEED_MIRROR = 0.85  # ... and its hull must mirror itself (``_mirrored``) this well: pentagons are lost, halves too
 STRADDLE = 0.25  # a single seed with at least this share of it on each side of the centre line may be two faces
