@@ -303,7 +303,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 ADVICE = {"dark": "too dark, take it in brighter light", "bright": "washed out, avoid direct sun and flash",
           "blurred": "blurred, hold still and focus", "cut_off": "a pill is cut off at the edge, step back",
-          "too_far": "pills very small, come closer", "no_pill": "no pill found"}
+          "too_far": "pills very small, come closer", "pile": "pills heaped or overlapping, spread them out",
+          "no_pill": "no pill found"}
 
 
 # ---------------------------------------------------------------- detection

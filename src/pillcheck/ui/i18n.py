@@ -32,6 +32,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "advice_blurred": "사진이 흐립니다. 휴대폰을 움직이지 말고, 화면에서 알약을 눌러 초점을 맞춘 뒤 다시 찍어 주세요.",
         "advice_cut_off": "알약이 사진 밖으로 잘렸습니다. 조금 뒤로 물러나 알약 전체가 들어오게 찍어 주세요.",
         "advice_too_far": "알약이 너무 작게 찍혔습니다. 조금 더 가까이에서 찍으면 글자를 읽을 수 있습니다.",
+        "advice_pile": "알약이 한데 쌓이거나 겹쳐 있어 찾지 못한 알약이 있을 수 있습니다. 알약을 서로 조금씩 떨어뜨려 "
+                       "한 겹으로 펼쳐 놓고 다시 찍어 주세요.",
         "bad_photo": "사진을 사용할 수 없습니다: {msg}",
         "model_missing": "알약 찾기 모델이 아직 준비되지 않았습니다. 잠시 후 다시 시도하거나 관리자에게 알려 주세요.",
         "failed": "확인 중 문제가 생겼습니다. 다시 시도해 주세요. ({msg})",
@@ -218,6 +220,8 @@ STRINGS: dict[str, dict[str, str]] = {
                           "it again.",
         "advice_cut_off": "A pill is cut off at the edge. Step back a little so the whole pill is in the photo.",
         "advice_too_far": "The pills are very small in the photo. Come a little closer so their letters can be read.",
+        "advice_pile": "The pills lie in a heap or on top of each other, so some may not have been found. Spread them "
+                       "out in one layer, a little apart, and take the photo again.",
         "bad_photo": "This photo cannot be used: {msg}",
         "model_missing": "The pill detector is not available yet. Try again later or tell the administrator.",
         "failed": "Something went wrong while checking. Please try again. ({msg})",
