@@ -103,6 +103,7 @@ def test_a_heap_says_spread_them_out_even_when_only_its_edge_was_found():
     assert len(edge) >= 10  # a heap's edge pills lie apart, as the real piles' found ones did
     assert advise(img, _found(boxes)) == "pile"  # every pill found: they lie on each other
     assert advise(img, _found(edge)) == "pile"  # the edge alone: the rest of the heap is their colour, unboxed
+    assert advise(img, _found(edge[:5])) == "pile"  # five of them: a small heap's edge
     img, boxes = _heap(48, 0)
     assert advise(img, _found(boxes)) is None  # the same pills laid out apart
     img, boxes = _heap(48, 0, colours=((235, 235, 230), (230, 200, 60), (230, 140, 160), (90, 120, 210)))
