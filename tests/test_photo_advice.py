@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pillcheck import images
-from pillcheck.inference.detector import Detections
+from pillcheck.inference.detector import Detections, intersections
 from pillcheck.inference.photo_advice import advise, sharpness
 from pillcheck.training.scenes import read_yolo, table_with_pills
 from tests.conftest import SHARED
@@ -68,8 +68,6 @@ def test_the_report_carries_the_hint(demo_db):
 
 def _apart(boxes: np.ndarray) -> np.ndarray:
     """The boxes that overlap no other: what the detector finds of a heap, its edge (issue 22's real piles)."""
-    from pillcheck.inference.detector import intersections
-
     inter = intersections(boxes, boxes)
     np.fill_diagonal(inter, 0)
     return boxes[~(inter > 0).any(1)]
@@ -112,12 +110,12 @@ def test_a_heap_says_spread_them_out_even_when_only_its_edge_was_found():
 
 @pytest.mark.skipif(not PUSHIN.is_dir(), reason="needs ../shared/data")
 def test_real_photos_of_many_pills_apart_are_not_a_heap():
-    """The real phone photos with ten pills or more (39 of them, up to 22 pills on a desk): their true boxes."""
+    """The real phone photos with five pills or more (up to 22, on desks and in palms): their true boxes."""
     checked = 0
     for p in sorted((PUSHIN / "images").glob("*.jpg")):
         rgb = images.load(p)
         boxes = read_yolo(PUSHIN / "labels" / f"{p.stem}.txt", rgb.shape[1], rgb.shape[0])
-        if len(boxes) >= 10:
+        if len(boxes) >= 5:
             checked += 1
             assert advise(rgb, _found(boxes)) != "pile", p.name
-    assert checked >= 30
+    assert checked >= 60
