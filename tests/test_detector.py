@@ -398,7 +398,7 @@ def test_an_official_photo_gives_its_two_faces_and_no_ruler_or_logo_box(served):
 
 @pytest.mark.skipif(not MFDS.is_dir(), reason="needs ../shared/data (catalog records to draw pills from)")
 def test_a_heap_of_one_product_finds_nearly_all_its_pills(served, official):
-    """Four drawn heaps of 60-150 pills of held-out products: 417 of 446 found as served (the heap model reads the
+    """Four drawn heaps of 60-150 pills of held-out products: 428 of 446 found as served (the heap model reads the
     tiles); 349 with the tiles read by the detector itself, 311 without the tile pass (MODEL_CARD)."""
     from pillcheck.training.scenes import PillSource, compose_heap
     from pillcheck.training.splits import is_held_out
