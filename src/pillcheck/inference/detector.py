@@ -249,6 +249,12 @@ def _short(boxes: np.ndarray) -> np.ndarray:
     return np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
 
+def size_spread(boxes: np.ndarray) -> float:
+    """How much the boxes' short sides vary (std / mean): pills of one product are alike, letters on a page are not."""
+    short = _short(boxes)
+    return float(np.std(short) / max(float(np.mean(short)), 1e-9))
+
+
 def heap_band(boxes: np.ndarray, scores: np.ndarray, short_side: int) -> tuple[float, float] | None:
     """(median short side, median score) of the sure boxes when they look like a heap of one product (the TILE_
     rule above), else None: the tile pass runs only then."""
@@ -257,7 +263,7 @@ def heap_band(boxes: np.ndarray, scores: np.ndarray, short_side: int) -> tuple[f
         return None
     short = _short(boxes[sure])
     med, score = float(np.median(short)), float(np.median(scores[sure]))
-    if med >= TILE_SMALL * short_side or np.std(short) > TILE_SPREAD * np.mean(short) or score < TILE_CONFIDENT:
+    if med >= TILE_SMALL * short_side or size_spread(boxes[sure]) > TILE_SPREAD or score < TILE_CONFIDENT:
         return None
     return med, score
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from pillcheck import images
-from pillcheck.inference.detector import Detections, areas, intersections
+from pillcheck.inference.detector import Detections, areas, intersections, size_spread
 
 DARK = 45  # mean luma (0-255) below which a photo is too dark to judge colours and imprints
 BRIGHT = 235  # ... above which it is washed out
@@ -85,13 +85,12 @@ def overlapping(boxes: np.ndarray) -> float:
 def unboxed_pills(rgb: np.ndarray, boxes: np.ndarray) -> float:
     """How many pills' worth (median box area) of the found pills' colour lies outside every box; 0 when the pills
     are not of one colour and size (a mixed handful), or their colour cannot be told from the photo's border."""
+    if size_spread(boxes) > PILE_SPREAD:  # before any pixel work: most photos end here
+        return 0.0
     h, w = rgb.shape[:2]
     k = min(1.0, PILE_SIDE / max(h, w))
     lab = cv2.cvtColor(images.scaled(rgb, k), cv2.COLOR_RGB2LAB).astype(np.float32)
     b = boxes * k
-    short = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
-    if np.std(short) > PILE_SPREAD * np.mean(short):
-        return 0.0
     inbox, centre = np.zeros(lab.shape[:2], bool), np.zeros(lab.shape[:2], bool)
     means = []
     for x1, y1, x2, y2 in b:
@@ -113,6 +112,7 @@ def unboxed_pills(rgb: np.ndarray, boxes: np.ndarray) -> float:
     pill = _nearer(lab, lab[centre], lab[border])
     if min(pill[centre].mean(), 1 - pill[border].mean()) < 0.8:  # the pill's colour is the background's too
         return 0.0
+    short = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
     r = max(1, int(0.25 * np.median(short)))  # an opening that keeps pill-sized pieces, not rims and specks
     left = cv2.morphologyEx((pill & ~inbox).astype(np.uint8), cv2.MORPH_OPEN,
                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
