@@ -7,7 +7,8 @@ Rows: the previous model as it was served (one pass), the new model with one pas
 ``pillcheck eval build-detect-sets``), the new model on those photos without and with the tile pass, which runs only
 on what looks like a heap (``detector.heap_band``), read by the model itself and, when ``models/detector_heap.onnx`` is
 beside it, by that heap model as served; with ``--closeups`` (the ``closeups`` or ``large`` set), those photos
-without and with the close-up model (``models/detector_close.onnx``, run on photos of big pills). ``OLD.onnx``: e.g.
+without and with the close-up model (``models/detector_close.onnx``, run on photos of big pills); and when
+``models/box_check.onnx`` is beside it, the 12 MP photos and the heaps without and with the box check. ``OLD.onnx``: e.g.
 ``git show 8d71087:models/detector.onnx > /tmp/old.onnx`` (the model before the issue). Decode excluded.
 """
 
@@ -23,8 +24,9 @@ import cv2
 import numpy as np
 
 from pillcheck import config, images
+from pillcheck.inference.box_check import BoxCheck
 from pillcheck.inference.detector import Detector
-from pillcheck.inference.models import CLOSE_MODEL, HEAP_MODEL
+from pillcheck.inference.models import CHECK_MODEL, CLOSE_MODEL, HEAP_MODEL
 from pillcheck.training.scenes import table_with_pills
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -54,6 +56,13 @@ def main() -> None:
           f"{args.repeat} rounds interleaved")
     print(f"{'path':<46} {'p50 ms':>8} {'p95 ms':>8} {'vs first':>10}")
     report(paths, frames, args.repeat)
+    check = args.after.with_name(CHECK_MODEL)
+    checked = {} if not check.is_file() else {
+        "served, no box check": Detector(args.after, threads=args.threads),
+        "served + box check": Detector(args.after, threads=args.threads,
+                                       check=lambda: BoxCheck(check, threads=args.threads))}
+    if checked:
+        report(checked, frames, args.repeat)
     if args.heaps:
         heaps = [images.decode(p, min_side=images.WORKING_SIDE).rgb for p in sorted(args.heaps.glob("images/*.jpg"))[:6]]
         print(f"{len(heaps)} heap photos at the app's working size ({heaps[0].shape[1]}x{heaps[0].shape[0]} ...)")
@@ -62,6 +71,10 @@ def main() -> None:
         if (heap := args.after.with_name(HEAP_MODEL)).is_file():
             on_heaps["heaps: served (tiles by the heap model)"] = Detector(
                 args.after, threads=args.threads, heap=Detector(heap, threads=args.threads))
+            if checked:
+                on_heaps["heaps: served + box check"] = Detector(
+                    args.after, threads=args.threads, heap=Detector(heap, threads=args.threads),
+                    check=lambda: BoxCheck(check, threads=args.threads))
         report(on_heaps, heaps, args.repeat)
     close = args.after.with_name(CLOSE_MODEL)
     if args.closeups and close.is_file():

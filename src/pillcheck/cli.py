@@ -351,7 +351,8 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     from pillcheck import metrics
     from pillcheck.inference import models
 
-    det = models.detector(args.model, args.imgsz, args.square, args.zoom_side, args.tiles, args.close, args.heap)
+    det = models.detector(args.model, args.imgsz, args.square, args.zoom_side, args.tiles, args.close, args.heap,
+                          args.check)
     result = metrics.evaluate_detector(det, yolo_folder(Path(args.dataset)), iou=args.iou, conf=args.conf)
     _emit_or_list({"dataset": str(args.dataset), "imgsz": det.imgsz, "square": det.square, "zoom_side": det.zoom_side,
                    "tiles": det.tiles, "close": det.close.path.name if det.close else None,
@@ -614,6 +615,14 @@ def cmd_train_measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_box_check(args: argparse.Namespace) -> int:
+    from pillcheck.training import box_check as tb
+
+    _emit(tb.train([Path(f) for f in args.folders], Path(args.output), heaps=args.heaps, epochs=args.epochs,
+                   seed=args.seed, threads=args.threads, samples=args.samples))
+    return 0
+
+
 def cmd_train_imprint(args: argparse.Namespace) -> int:
     from pillcheck.training import imprint as ti
     from pillcheck.training.detector import build_cutouts
@@ -703,6 +712,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="photos of big pills to detector_close.onnx beside the model, if there (--no-close: the model alone)")
     ed.add_argument("--heap", action=argparse.BooleanOptionalAction, default=True,
                     help="a heap's tiles read by detector_heap.onnx beside the model, if there (--no-heap: by the model)")
+    ed.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                    help="boxes through box_check.onnx beside the model, if there (--no-check: every box kept)")
     ed.add_argument("--json", action="store_true")
     ed.set_defaults(func=cmd_eval_detector)
 
@@ -852,6 +863,16 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--threads", type=int, default=2)
     _db_arg(tm)
     tm.set_defaults(func=cmd_train_measure)
+    tb = tr.add_parser("box-check", help="train the check of the detector's boxes (whole pill or not), export ONNX")
+    tb.add_argument("folders", nargs="+", type=Path,
+                    help="scene folders of `train detector` (YOLO images/ and labels/ of training products)")
+    tb.add_argument("--output", type=Path, default=config.MODELS_DIR / "box_check.onnx")
+    tb.add_argument("--heaps", type=int, default=250, help="heap scenes per folder (their pills are alike)")
+    tb.add_argument("--samples", type=Path, help="the harvested boxes (.npz): read when it exists, else written")
+    tb.add_argument("--epochs", type=int, default=10)
+    tb.add_argument("--seed", type=int, default=0)
+    tb.add_argument("--threads", type=int, default=2)
+    tb.set_defaults(func=cmd_train_box_check)
     ti = tr.add_parser("imprint", help="train the imprint recognizer (CRNN on the catalog alphabet), export ONNX")
     ti.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")
     ti.add_argument("--work", type=Path, default=config.REPO_ROOT / "work")

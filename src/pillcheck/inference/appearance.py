@@ -34,16 +34,20 @@ def form_label(form: str | None) -> str:
     return "hard_capsule" if "캡슐" in f else "tablet"  # 경질캡슐제, 서방성캡슐제, 장용성캡슐제 ...
 
 
-def crop(image: np.ndarray, box: np.ndarray | list[float], size: int = SIZE, margin: float = 0.12) -> np.ndarray:
-    """Square crop around an xyxy box (plus margin, edge-replicated outside the image), resized to size."""
+def crop(image: np.ndarray, box: np.ndarray | list[float], size: int = SIZE, margin: float = 0.12,
+         fill: int | None = None) -> np.ndarray:
+    """Square crop around an xyxy box (plus margin, edge-replicated outside the image, or grey ``fill``: what
+    lies outside is shown as outside), resized to size."""
     x1, y1, x2, y2 = [float(v) for v in box]
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    half = max(x2 - x1, y2 - y1) * (0.5 + margin)
+    half = max(x2 - x1, y2 - y1, 1.0) * (0.5 + margin)
     h, w = image.shape[:2]
     m = np.float32([[size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
                     [0, size / (2 * half), size / 2 - cy * size / (2 * half)]])
     interp = cv2.INTER_AREA if 2 * half > size else cv2.INTER_LINEAR
-    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    if fill is None:
+        return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 3)
 
 
 def to_tensor(crops: list[np.ndarray]) -> np.ndarray:

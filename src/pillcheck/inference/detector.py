@@ -129,15 +129,18 @@ class Detector:
     def __init__(self, path: Path, imgsz: int | None = None, square: bool | None = None,
                  threads: int | None = None, zoom_side: int | None = None, zoom_canvas: int = ZOOM_CANVAS,
                  tiles: bool = True, close: Detector | Callable[[], Detector] | None = None,
-                 heap: Detector | Callable[[], Detector] | None = None) -> None:
+                 heap: Detector | Callable[[], Detector] | None = None,
+                 check: Callable[[], Callable[[np.ndarray, Detections], Detections]] | None = None) -> None:
         """``imgsz`` (long side of the input) and ``square`` (pad to a square) default to what the model stores,
         else DEFAULT_IMGSZ and stride padding; ``zoom_side`` (default ZOOM_SIDE) 0 turns the zoomed-out pass off,
         ``tiles`` False the heap's tile pass; ``close``: the detector that photos of big pills go to (CLOSE_SURE),
         ``heap``: the one that reads a heap's tiles (else this one); either may be given as what loads it on the
-        first photo that needs it."""
+        first photo that needs it. ``check``: what loads the box check (``box_check.BoxCheck``) that the answer
+        passes through last."""
         self.path = Path(path)
         self.zoom_side, self.zoom_canvas = ZOOM_SIDE if zoom_side is None else zoom_side, zoom_canvas
         self.tiles, self._helpers = tiles, {"close": close, "heap": heap}
+        self._check_loader, self._check = check, None
         self.session = create_session(self.path, threads=threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         stored = meta.get(IMGSZ_KEY, "")
@@ -169,10 +172,22 @@ class Detector:
         return self._helper("heap")
 
     @property
+    def check(self) -> Callable[[np.ndarray, Detections], Detections] | None:
+        """The box check (loaded on the first photo with boxes)."""
+        if self._check is None and self._check_loader is not None:
+            self._check = self._check_loader()
+        return self._check
+
+    @property
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
     def __call__(self, image: np.ndarray, conf: float = 0.35, iou: float = 0.5, max_det: int = 300) -> Detections:
+        det = self._detect(image, conf, iou, max_det)
+        return self.check(image, det) if len(det) and self.check is not None else det
+
+    def _detect(self, image: np.ndarray, conf: float, iou: float, max_det: int) -> Detections:
+        """The boxes before the box check: the passes, the close-up and heap models, merged."""
         h, w = image.shape[:2]
         if self.zoom_side:
             # the photo shrunk into a grey square: a close-up's pill at the sizes the model knows. Only its large

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from pillcheck import config
 from pillcheck.inference.appearance import AppearanceModel
+from pillcheck.inference.box_check import BoxCheck
 from pillcheck.inference.detector import Detector
 from pillcheck.inference.measure import MeasureModel
 
@@ -34,13 +35,15 @@ def _load(key: tuple, factory: Callable[[], T]) -> T:
 
 CLOSE_MODEL = "detector_close.onnx"  # beside the detector: the model photos of big pills go to (detector.CLOSE_SURE)
 HEAP_MODEL = "detector_heap.onnx"  # beside the detector: the model that reads a heap's tiles (detector.heap_band)
+CHECK_MODEL = "box_check.onnx"  # beside the detector: is each box a whole pill (inference/box_check.py)
 
 
 def detector(path: Path | None = None, imgsz: int | None = None, square: bool | None = None,
-             zoom_side: int | None = None, tiles: bool = True, close: bool = True, heap: bool = True) -> Detector:
-    """The detector at ``path`` (default: the models folder's), with the close-up and heap models beside it when
-    their files exist and ``close`` / ``heap`` (False: without it, to compare); each loads on the first photo that
-    needs it (most photos never need their memory)."""
+             zoom_side: int | None = None, tiles: bool = True, close: bool = True, heap: bool = True,
+             check: bool = True) -> Detector:
+    """The detector at ``path`` (default: the models folder's), with the close-up and heap models and the box check
+    beside it when their files exist and ``close`` / ``heap`` / ``check`` (False: without it, to compare or to
+    train the check); each loads on the first photo that needs it (most photos never need the helpers' memory)."""
     p = Path(path or config.MODELS_DIR / "detector.onnx").resolve()
 
     def beside(name: str, wanted: bool) -> Callable[[], Detector] | None:
@@ -51,8 +54,11 @@ def detector(path: Path | None = None, imgsz: int | None = None, square: bool | 
                              lambda: Detector(near, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles))
 
     helpers = {"close": beside(CLOSE_MODEL, close), "heap": beside(HEAP_MODEL, heap)}
-    return _load(("detector", p, imgsz, square, zoom_side, tiles, *(h is not None for h in helpers.values())),
-                 lambda: Detector(p, imgsz=imgsz, square=square, zoom_side=zoom_side, tiles=tiles, **helpers))
+    near = p.with_name(CHECK_MODEL)
+    checker = (lambda: _load((CHECK_MODEL, near), lambda: BoxCheck(near))) if check and near.is_file() else None
+    return _load(("detector", p, imgsz, square, zoom_side, tiles, *(h is not None for h in helpers.values()),
+                  checker is not None), lambda: Detector(p, imgsz=imgsz, square=square, zoom_side=zoom_side,
+                                                          tiles=tiles, check=checker, **helpers))
 
 
 def _optional(kind: str, candidates: list[Path], factory: Callable[[list[Path]], T]) -> T | None:
