@@ -417,9 +417,16 @@ def test_the_box_check_keeps_the_pills_of_held_back_real_photos(served):
     assert found >= 180 and kept == found, (found, kept)
 
 
-def test_the_box_check_refuses_a_model_of_another_shape_and_takes_any_box(tmp_path):
+def test_the_box_check_is_served_beside_the_detector_refuses_other_models_and_takes_any_box(tmp_path):
+    import shutil
+
+    from pillcheck.inference import models
     from pillcheck.inference.box_check import BoxCheck
 
+    shutil.copy(MODEL, tmp_path / "detector.onnx")
+    assert models.detector(tmp_path / "detector.onnx").check is None  # no file beside it: every box kept
+    shutil.copy(config.MODELS_DIR / models.CHECK_MODEL, tmp_path / models.CHECK_MODEL)
+    assert isinstance(models.detector(tmp_path / "detector.onnx").check, BoxCheck)
     with pytest.raises(ModelError, match="expected crops"):
         BoxCheck(MODEL)  # the detector: one image input
     check = BoxCheck(config.MODELS_DIR / "box_check.onnx")
