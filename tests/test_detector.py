@@ -385,7 +385,7 @@ def test_printed_pages_and_rulers_are_not_pills(served):
 
 
 def test_the_box_check_drops_most_marks_on_printed_pages(served):
-    """Letters, digits and logos the detector boxes on drawn pages (held-out draws): the box check drops most of
+    """Letters, digits and logos the detector boxes on drawn pages (this test's seeds): the box check drops most of
     them (95 -> 15 on these eight pages, measured); fails if the check is not served or lets them pass."""
     from pillcheck.inference import models
     from pillcheck.training.scenes import printed_page

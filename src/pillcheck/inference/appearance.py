@@ -45,9 +45,8 @@ def crop(image: np.ndarray, box: np.ndarray | list[float], size: int = SIZE, mar
     m = np.float32([[size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
                     [0, size / (2 * half), size / 2 - cy * size / (2 * half)]])
     interp = cv2.INTER_AREA if 2 * half > size else cv2.INTER_LINEAR
-    if fill is None:
-        return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
-    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 3)
+    border = cv2.BORDER_REPLICATE if fill is None else cv2.BORDER_CONSTANT
+    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=border, borderValue=(fill or 0,) * 3)
 
 
 def to_tensor(crops: list[np.ndarray]) -> np.ndarray:

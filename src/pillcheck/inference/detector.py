@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FunctionType
 
 import cv2
 import numpy as np
@@ -130,17 +131,16 @@ class Detector:
                  threads: int | None = None, zoom_side: int | None = None, zoom_canvas: int = ZOOM_CANVAS,
                  tiles: bool = True, close: Detector | Callable[[], Detector] | None = None,
                  heap: Detector | Callable[[], Detector] | None = None,
-                 check: Callable[[], Callable[[np.ndarray, Detections], Detections]] | None = None) -> None:
+                 check: Callable[[np.ndarray, Detections], Detections] | None = None) -> None:
         """``imgsz`` (long side of the input) and ``square`` (pad to a square) default to what the model stores,
         else DEFAULT_IMGSZ and stride padding; ``zoom_side`` (default ZOOM_SIDE) 0 turns the zoomed-out pass off,
         ``tiles`` False the heap's tile pass; ``close``: the detector that photos of big pills go to (CLOSE_SURE),
-        ``heap``: the one that reads a heap's tiles (else this one); either may be given as what loads it on the
-        first photo that needs it. ``check``: what loads the box check (``box_check.BoxCheck``) that the answer
-        passes through last."""
+        ``heap``: the one that reads a heap's tiles (else this one); ``check``: the box check the answer passes
+        through last (``box_check.BoxCheck``). Each may be given as a function that loads it on the first photo that
+        needs it."""
         self.path = Path(path)
         self.zoom_side, self.zoom_canvas = ZOOM_SIDE if zoom_side is None else zoom_side, zoom_canvas
-        self.tiles, self._helpers = tiles, {"close": close, "heap": heap}
-        self._check_loader, self._check = check, None
+        self.tiles, self._helpers = tiles, {"close": close, "heap": heap, "check": check}
         self.session = create_session(self.path, threads=threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         stored = meta.get(IMGSZ_KEY, "")
@@ -154,10 +154,10 @@ class Detector:
         if len(fixed) == 2 and fixed[0] == fixed[1]:  # a fixed-size export needs exactly its square
             self.imgsz, self.square = fixed[0], True
 
-    def _helper(self, name: str) -> Detector | None:
-        """A helper model (loaded now if it was given as a loader)."""
+    def _helper(self, name: str):
+        """A helper model (loaded now if it was given as a function that loads it)."""
         got = self._helpers[name]
-        if got is not None and not isinstance(got, Detector):
+        if isinstance(got, FunctionType):
             got = self._helpers[name] = got()
         return got
 
@@ -173,10 +173,8 @@ class Detector:
 
     @property
     def check(self) -> Callable[[np.ndarray, Detections], Detections] | None:
-        """The box check (loaded on the first photo with boxes)."""
-        if self._check is None and self._check_loader is not None:
-            self._check = self._check_loader()
-        return self._check
+        """The box check."""
+        return self._helper("check")
 
     @property
     def providers(self) -> list[str]:

@@ -2,7 +2,8 @@
 
 The detector is required. The appearance model and the imprint reader add evidence: when one of their files is
 absent the pipeline still runs on the other (and says less often "sure"); a file that exists but is damaged
-is an error.
+is an error. The detector's helpers beside it (the close-up and heap models, the box check) are used when their
+files are there.
 """
 
 from __future__ import annotations

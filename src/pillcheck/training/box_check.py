@@ -27,7 +27,7 @@ from pillcheck.inference.box_check import CONTEXTS, N_FEATURES, SIDE, inputs
 from pillcheck.training.scenes import read_yolo
 
 HARVEST_CONF, POSITIVE, NEGATIVE = 0.2, 0.5, 0.3
-REPEAT = re.compile(r"^pushin_([1-9]\d*)_")
+REPEAT = re.compile(r"^pushin_[1-9]\d*_")  # the second and later copies of a real photo
 
 
 def _photos(folders: list[Path], heaps: int) -> list[Path]:
