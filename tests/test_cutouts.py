@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from pillcheck.training.cutouts import PX_PER_MM_PER_WIDTH, extract
+from pillcheck.training.cutouts import PX_PER_MM_PER_WIDTH, extract, has_ruler
 from tests.conftest import PHOTOS, needs_shared, white_ruler_photos
 
 
@@ -103,3 +103,28 @@ def test_two_touching_soft_capsules_are_two_faces(official_db):
         assert abs(long / short - aspect) < 0.15 * aspect
     (a0, _, a1, _), (b0, _, b1, _) = (c.box for c in cuts)
     assert a0 < b0 and a1 < b1
+
+
+@needs_shared
+def test_the_zoomed_style_without_a_ruler_keeps_its_faces_whole(official_db):
+    """The zoomed style (133 of 2,223 photos: a plain blue background, the size drawn as dimension lines, no ruler)
+    puts the back face high and to the right, where the grid photos have their rulers, and its two pills touch.
+    Until 2026-12-07 the ruler bands were cut from it too: the back faces of these four came out flat on top or at
+    the right (aspect 15-32% over the catalog's), and a front face could take a part of the back one (200811364's
+    18% over). Both faces now have the catalog's proportions (within 3%) and one length."""
+    for name in ("200811364.jpg", "200903579.jpg", "200904697.jpg", "200710782.jpg"):
+        assert not has_ruler(cv2.imread(str(_photo(name)))), name
+        cuts = extract(_photo(name))
+        assert [c.side for c in cuts] == ["front", "back"], name
+        aspect = _catalog_aspect(official_db, name.removesuffix(".jpg"))
+        sides = [_sides(c.rgba) for c in cuts]
+        for long, short in sides:
+            assert abs(long / short - aspect) < 0.1 * aspect, (name, long / short, aspect)
+        assert abs(sides[0][0] - sides[1][0]) < 0.05 * max(sides[0][0], sides[1][0]), (name, sides)
+
+
+@needs_shared
+def test_the_grid_photos_have_a_ruler():
+    """The ruler cut stays on the grid photos: the 60 white ruler photos of the first test are all seen as such."""
+    for r in white_ruler_photos()[:60]:
+        assert has_ruler(cv2.imread(str(PHOTOS / r["file"]))), r["file"]

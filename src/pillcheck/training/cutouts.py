@@ -50,29 +50,43 @@ SEED_SHARE = 0.25
 SMALL_SEED_MIRROR = 0.85  # ... and its hull must mirror itself (``_mirrored``) this well: pentagons are lost, halves too
 STRADDLE = 0.25  # a single seed with at least this share of it on each side of the centre line may be two faces
 OVERLAP = 0.05  # ... whose hulls, once split, may share this share of the smaller one (touching, not stacked)
+# The ruler: dark pixels (grey < RULER_DARK) on at least RULER_SHARE of the top RULER_BAND of the photo (its ticks
+# and digits: 0.5-3% of the band on the grid photos, none on the zoomed style's blue)
+RULER_BAND, RULER_DARK, RULER_SHARE = 0.10, 90, 0.001
+JOINED_GROWTH = 1.10
+MAX_WIDTH = 0.75  # of the photo: the widest faces (23 mm capsules in the zoomed style) span 0.55
 # Grid lines and ruler ticks are thin: an opening removes them, a closing fills imprints and bevels; the blur
 # before thresholding spreads each edge by ~2 px onto the background, which an erosion takes back.
 _OPEN, _CLOSE, _EDGE = (cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) for k in (7, 15, 5))
 
 
-def _cut_rulers(mask: np.ndarray) -> np.ndarray:
+def has_ruler(bgr: np.ndarray) -> bool:
+    """The grid photos have a black ruler along the top; the zoomed style (a plain blue background, the size
+    drawn as dimension lines, 133 of 2,223 photos) has none, and its pills reach into the ruler's place."""
+    top = cv2.cvtColor(bgr[: max(1, int(RULER_BAND * bgr.shape[0]))], cv2.COLOR_BGR2GRAY)
+    return float((top < RULER_DARK).mean()) >= RULER_SHARE
+
+
+def _cut_rulers(mask: np.ndarray, ruler: bool) -> np.ndarray:
     h, w = mask.shape
-    mask[: int(0.16 * h)] = 0  # top ruler
-    mask[:, int(0.90 * w):] = 0  # right ruler
+    if ruler:
+        mask[: int(0.16 * h)] = 0  # top ruler
+        mask[:, int(0.90 * w):] = 0  # right ruler
     mask[int(0.86 * h):, int(0.70 * w):] = 0  # MFDS logo, bottom right
     return mask
 
 
-def _seeds(lab: np.ndarray) -> np.ndarray:
+def _seeds(lab: np.ndarray, ruler: bool) -> np.ndarray:
     """Pixels surely on a pill: far from the photo's median colour (Otsu). Precise, but it misses the duller
     parts of pale pills, which ``_grown`` then recovers."""
     dist = np.linalg.norm(lab - np.median(lab.reshape(-1, 3), axis=0), axis=2)
     dist = cv2.normalize(dist, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     _, mask = cv2.threshold(dist, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return _cut_rulers(cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN), cv2.MORPH_CLOSE, _CLOSE))
+    return _cut_rulers(cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN), cv2.MORPH_CLOSE, _CLOSE),
+                       ruler)
 
 
-def _grown(lab: np.ndarray) -> np.ndarray:
+def _grown(lab: np.ndarray, ruler: bool) -> np.ndarray:
     """Pixels that differ from the background around them (its median over a window wider than a pill) by more
     than GROW_DISTANCE; full-width strips (the 약학정보원 text band) are not pills."""
     h, w = lab.shape[:2]
@@ -81,7 +95,7 @@ def _grown(lab: np.ndarray) -> np.ndarray:
                     (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     mask = (np.linalg.norm(lab - bg, axis=2) > GROW_DISTANCE).astype(np.uint8) * 255
     mask[mask.mean(axis=1) > 0.85 * 255] = 0
-    return _cut_rulers(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN))
+    return _cut_rulers(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN), ruler)
 
 
 def _faces(bgr: np.ndarray, min_area_frac: float) -> list[np.ndarray]:
@@ -91,7 +105,8 @@ def _faces(bgr: np.ndarray, min_area_frac: float) -> list[np.ndarray]:
     h, w = bgr.shape[:2]
     blurred = cv2.GaussianBlur(bgr, (5, 5), 0)
     lab = cv2.cvtColor(blurred, cv2.COLOR_BGR2LAB).astype(np.float32)
-    seed = _seeds(lab)
+    ruler = has_ruler(bgr)
+    seed = _seeds(lab, ruler)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(seed)
     comps = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= SEED_SHARE * min_area_frac * h * w
              and stats[i, cv2.CC_STAT_HEIGHT] >= 0.05 * h  # the 약학정보원 text band is a thin strip
@@ -103,7 +118,7 @@ def _faces(bgr: np.ndarray, min_area_frac: float) -> list[np.ndarray]:
     if split:
         labels[second] = n
         comps = [comps[0], n]
-    _, region = cv2.connectedComponents(_grown(lab) | seed)
+    _, region = cv2.connectedComponents(_grown(lab, ruler) | seed)
     ids = [np.setdiff1d(np.unique(region[labels == i]), [0]) for i in comps]
     faces = [np.isin(region, r) for r in ids]
     if len(faces) == 2 and np.intersect1d(*ids).size:  # grown into one region: split it between the two seeds
@@ -112,6 +127,13 @@ def _faces(bgr: np.ndarray, min_area_frac: float) -> list[np.ndarray]:
             markers[labels == i] = k + 1
         cv2.watershed(blurred, markers)
         faces = [f & (markers == k + 1) for k, f in enumerate(faces)]
+        if not split:  # two seeds of one colour touching (the zoomed style): the split may hand one face a part
+            # of the other pill; a face that outgrew its seed's hull (widened by the rim the seed misses) by more
+            # than JOINED_GROWTH is the seed's hull instead
+            for k, i in enumerate(comps):
+                core = cv2.dilate(_hull((labels == i).astype(np.uint8)), _EDGE) > 0
+                if np.count_nonzero(_hull(faces[k].astype(np.uint8))) > JOINED_GROWTH * np.count_nonzero(core):
+                    faces[k] = core
     out = []
     for i, face in zip(comps, faces):
         face = cv2.erode(cv2.morphologyEx(face.astype(np.uint8) * 255, cv2.MORPH_CLOSE, _CLOSE), _EDGE)
@@ -180,7 +202,7 @@ def extract(path: Path, min_area_frac: float = 0.004) -> list[Cutout]:
     for face in _faces(bgr, min_area_frac):
         alpha = _hull(face)
         ys, xs = np.nonzero(alpha)
-        if len(xs) < 50:
+        if len(xs) < 50 or np.ptp(xs) > MAX_WIDTH * w:  # the whole background grown (a face is in one half)
             continue
         sl = np.s_[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
         rgba = np.dstack([rgb, alpha])[sl]
