@@ -618,8 +618,17 @@ def cmd_train_measure(args: argparse.Namespace) -> int:
 def cmd_train_box_check(args: argparse.Namespace) -> int:
     from pillcheck.training import box_check as tb
 
-    _emit(tb.train([Path(f) for f in args.folders], Path(args.output), heaps=args.heaps, epochs=args.epochs,
-                   seed=args.seed, threads=args.threads, samples=args.samples))
+    folders = [Path(f) for f in args.folders]
+    if args.served_scenes:
+        from pillcheck.training import detector as td
+
+        if not args.served_scenes.is_dir():
+            cfg = td.DatasetConfig(shared=Path(args.shared), db=args.db or config.default_db(),
+                                   out=Path(args.work) / "detector_data")
+            td.build_real_world_sets(cfg, args.served_scenes, counts=tb.SERVED_SCENES, training=True)
+        folders += [args.served_scenes / name for name in tb.SERVED_SCENES]
+    _emit(tb.train(folders, Path(args.output), heaps=args.heaps, epochs=args.epochs, seed=args.seed,
+                   threads=args.threads, samples=args.samples))
     return 0
 
 
@@ -868,10 +877,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="scene folders of `train detector` (YOLO images/ and labels/ of training products)")
     tb.add_argument("--output", type=Path, default=config.MODELS_DIR / "box_check.onnx")
     tb.add_argument("--heaps", type=int, default=250, help="heap scenes per folder (their pills are alike)")
+    tb.add_argument("--served-scenes", type=Path,
+                    help="photos of training products at the app's working size (printed pages, official photos, "
+                         "large tablets, close-ups), written here when absent, harvested beside the folders")
+    tb.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")
+    tb.add_argument("--work", type=Path, default=config.REPO_ROOT / "work",
+                    help="where the cut-outs are cached (WORK/cutouts, as for `train detector`)")
     tb.add_argument("--samples", type=Path, help="the harvested boxes (.npz): read when it exists, else written")
     tb.add_argument("--epochs", type=int, default=10)
     tb.add_argument("--seed", type=int, default=0)
     tb.add_argument("--threads", type=int, default=2)
+    _db_arg(tb)
     tb.set_defaults(func=cmd_train_box_check)
     ti = tr.add_parser("imprint", help="train the imprint recognizer (CRNN on the catalog alphabet), export ONNX")
     ti.add_argument("--shared", type=Path, default=config.REPO_ROOT.parent / "shared" / "data")

@@ -27,6 +27,9 @@ from pillcheck.inference.box_check import CONTEXTS, N_FEATURES, SIDE, inputs
 from pillcheck.training.scenes import read_yolo
 
 HARVEST_CONF, POSITIVE, NEGATIVE = 0.2, 0.5, 0.3
+# Photos at the app's working size (1600x1200) of the training products, drawn like the held-back sets
+# (``build_real_world_sets(training=True)``): the scene folders' are 640x480, where print and logos are larger
+SERVED_SCENES = {"printed": 1200, "official": 700, "large": 150, "closeups_synthetic": 150}
 REPEAT = re.compile(r"^pushin_[1-9]\d*_")  # the second and later copies of a real photo
 
 

@@ -204,33 +204,41 @@ REAL_WORLD_SETS = {
 }
 
 
-def build_real_world_sets(cfg: DatasetConfig, root: Path, n: int = 100) -> dict[str, int]:
-    """Write REAL_WORLD_SETS under ``root`` (seeded by ``cfg.seed``); returns the photos written per set."""
+def build_real_world_sets(cfg: DatasetConfig, root: Path, n: int = 100, *,
+                          counts: dict[str, int] | None = None, training: bool = False) -> dict[str, int]:
+    """Write REAL_WORLD_SETS under ``root`` (seeded by ``cfg.seed``); returns the photos written per set.
+    ``training``: the same kinds of photo drawn from the training products (another random stream, the real
+    close-ups left out), ``counts`` photos of each named kind: the box check's photos at the app's working size."""
     cuts = build_cutouts(cfg.shared, cfg.out.parent / "cutouts", cfg.db)
-    _, test_src = _sources(cfg, cuts, cfg.out.parent / "cutouts")
+    train_src, test_src = _sources(cfg, cuts, cfg.out.parent / "cutouts")
+    src = train_src if training else test_src
     pushin = cfg.shared / "photos" / "pushin-pill"
     _, p_val = pushin_split(pushin)
-    official = _official(cfg.shared, held_out=True)
+    official = _official(cfg.shared, held_out=not training)
     big = (1600, 1200)
+    counts = counts or {name: {"official": min(n, len(official)), "printed": n // 2, "heaps": n // 2}.get(name, n)
+                        for name in REAL_WORLD_SETS}
     written: dict[str, int] = {}
     for k, name in enumerate(REAL_WORLD_SETS):
+        if name not in counts or (training and name == "closeups"):
+            continue
         folder = root / name
         (folder / "images").mkdir(parents=True, exist_ok=True)
         (folder / "labels").mkdir(parents=True, exist_ok=True)
-        count = {"official": min(n, len(official)), "printed": n // 2, "heaps": n // 2}.get(name, n)
+        count = counts[name]
         written[name] = 0
         for i in range(count):
-            rng = np.random.default_rng([cfg.seed, 1022, k, i])
+            rng = np.random.default_rng([cfg.seed, 2201 if training else 1022, k, i])
             if name == "closeups":
                 scene = _photo_closeup(pushin, p_val[i % len(p_val)], rng)
             elif name == "closeups_synthetic":
-                scene = compose_spread(test_src, rng, big, None, fraction=(0.07, 0.8), count=(1, 4), printed=0.2)
+                scene = compose_spread(src, rng, big, None, fraction=(0.07, 0.8), count=(1, 4), printed=0.2)
             elif name == "large":
-                scene = compose_spread(test_src, rng, big, None, fraction=(0.27, 0.47), count=(3, 4), printed=0.2)
+                scene = compose_spread(src, rng, big, None, fraction=(0.27, 0.47), count=(3, 4), printed=0.2)
             elif name == "official":
                 scene = official_photo(official[int(len(official) * i / count)])
             elif name == "heaps":
-                scene = compose_heap(test_src, rng, big, None)
+                scene = compose_heap(src, rng, big, None)
             else:
                 scene = printed_page(big, rng)
             if scene is not None:
