@@ -375,9 +375,10 @@ def test_a_closeup_of_one_real_pill_gives_one_box_covering_it(served):
     assert hits >= 5, hits
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped detector boxes ~2 marks per printed page with the box check "
-                   "(~12 without): the target (issue 22)")
 def test_printed_pages_and_rulers_are_not_pills(served):
+    """Eight drawn pages of text, rulers, logos and blister foil (seeds the box check never trained on) give at
+    most one box in all: 95 without the box check, 18 with its first version, 1 with the one trained on pages at the
+    app's working size (MODEL_CARD, "box_check.onnx")."""
     from pillcheck.training.scenes import printed_page
 
     found = [len(served(printed_page((1600, 1200), np.random.default_rng([22, i])).image)) for i in range(8)]
@@ -385,8 +386,8 @@ def test_printed_pages_and_rulers_are_not_pills(served):
 
 
 def test_the_box_check_drops_most_marks_on_printed_pages(served):
-    """Letters, digits and logos the detector boxes on drawn pages (this test's seeds): the box check drops most of
-    them (95 -> 15 on these eight pages, measured); fails if the check is not served or lets them pass."""
+    """Letters, digits and logos the detector boxes on drawn pages (this test's seeds): the box check drops nearly
+    all of them (95 -> 1 on these eight pages, measured); fails if the check is not served or lets them pass."""
     from pillcheck.inference import models
     from pillcheck.training.scenes import printed_page
 
@@ -394,7 +395,7 @@ def test_the_box_check_drops_most_marks_on_printed_pages(served):
     assert served.check is not None and bare.check is None
     pages = [printed_page((1600, 1200), np.random.default_rng([22, i])).image for i in range(8)]
     without, checked = sum(len(bare(p)) for p in pages), sum(len(served(p)) for p in pages)
-    assert without >= 40 and checked <= 0.3 * without, (without, checked)
+    assert without >= 40 and checked <= 0.1 * without, (without, checked)
 
 
 @pytest.mark.skipif(not PUSHIN.is_dir(), reason="needs ../shared/data (the real phone photos)")
