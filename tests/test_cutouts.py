@@ -107,12 +107,13 @@ def test_two_touching_soft_capsules_are_two_faces(official_db):
 
 @needs_shared
 def test_the_zoomed_style_without_a_ruler_keeps_its_faces_whole(official_db):
-    """The zoomed style (133 of 2,223 photos: a plain blue background, the size drawn as dimension lines, no ruler)
+    """The zoomed style (138 of 2,223 photos: a plain blue background, the size drawn as dimension lines, no ruler)
     puts the back face high and to the right, where the grid photos have their rulers, and its two pills touch.
     Until 2026-12-07 the ruler bands were cut from it too: the back faces of these four came out flat on top or at
     the right (aspect 15-32% over the catalog's), and a front face could take a part of the back one (200811364's
-    18% over). Both faces now have the catalog's proportions (within 3%) and one length."""
-    for name in ("200811364.jpg", "200903579.jpg", "200904697.jpg", "200710782.jpg"):
+    18% over). Both faces now have the catalog's proportions (within 4%) and one length; 201000674's dark red back
+    face reaches into the ruler's band, where the ruler is told by its ticks, not by dark pixels."""
+    for name in ("200811364.jpg", "200903579.jpg", "200904697.jpg", "200710782.jpg", "201000674.jpg"):
         assert not has_ruler(cv2.imread(str(_photo(name)))), name
         cuts = extract(_photo(name))
         assert [c.side for c in cuts] == ["front", "back"], name

@@ -50,11 +50,12 @@ SEED_SHARE = 0.25
 SMALL_SEED_MIRROR = 0.85  # ... and its hull must mirror itself (``_mirrored``) this well: pentagons are lost, halves too
 STRADDLE = 0.25  # a single seed with at least this share of it on each side of the centre line may be two faces
 OVERLAP = 0.05  # ... whose hulls, once split, may share this share of the smaller one (touching, not stacked)
-# The ruler: dark pixels (grey < RULER_DARK) on at least RULER_SHARE of the top RULER_BAND of the photo (its ticks
-# and digits: 0.5-3% of the band on the grid photos, none on the zoomed style's blue)
-RULER_BAND, RULER_DARK, RULER_SHARE = 0.10, 90, 0.001
+# The ruler: its ticks and digits make at least RULER_TICKS separate runs of columns with a dark pixel (grey <
+# RULER_DARK) in the top RULER_BAND of the photo (10-20 on the grid photos; 0-7 on the zoomed style, whose only
+# dark pixels there are a dark pill's)
+RULER_BAND, RULER_DARK, RULER_TICKS = 0.10, 90, 10
 JOINED_GROWTH = 1.10
-MAX_WIDTH = 0.75  # of the photo: the widest faces (23 mm capsules in the zoomed style) span 0.55
+MAX_WIDTH = 0.75  # of the photo: the widest real faces (long capsules lying diagonally, zoomed style) span 0.67
 # Grid lines and ruler ticks are thin: an opening removes them, a closing fills imprints and bevels; the blur
 # before thresholding spreads each edge by ~2 px onto the background, which an erosion takes back.
 _OPEN, _CLOSE, _EDGE = (cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) for k in (7, 15, 5))
@@ -62,9 +63,10 @@ _OPEN, _CLOSE, _EDGE = (cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) for
 
 def has_ruler(bgr: np.ndarray) -> bool:
     """The grid photos have a black ruler along the top; the zoomed style (a plain blue background, the size
-    drawn as dimension lines, 133 of 2,223 photos) has none, and its pills reach into the ruler's place."""
+    drawn as dimension lines, 138 of 2,223 photos) has none, and its pills reach into the ruler's place."""
     top = cv2.cvtColor(bgr[: max(1, int(RULER_BAND * bgr.shape[0]))], cv2.COLOR_BGR2GRAY)
-    return float((top < RULER_DARK).mean()) >= RULER_SHARE
+    columns = (top < RULER_DARK).any(axis=0).astype(np.int8)
+    return int((np.diff(columns, prepend=0) == 1).sum()) >= RULER_TICKS
 
 
 def _cut_rulers(mask: np.ndarray, ruler: bool) -> np.ndarray:
