@@ -2,9 +2,10 @@
 labelled by their truth, teach a small CNN which boxes are whole pills.
 
 Samples are what serving will show the check: every box the served detector (without the check) draws at
-``HARVEST_CONF`` on the scenes of ``pillcheck train detector`` folders (YOLO format, training products only), crops
-and features from ``box_check.inputs``. A box matching a truth at IoU >= POSITIVE is a pill, one under NEGATIVE with
-every truth is not (a logo, a letter, a part of a pill, a clump), those between are left out. Repeats of one real
+``HARVEST_CONF`` on the scenes of ``pillcheck train detector`` folders and on photos at the app's working size
+(``SERVED_SCENES``; YOLO format, training products only), crops and features from ``box_check.inputs``. A box
+matching a truth at IoU >= POSITIVE is a pill, one under NEGATIVE with every truth is not (a logo, a letter, a part
+of a pill, a clump), those between are left out. Repeats of one real
 photo (``--real-repeat``: pushin_1_..., pushin_2_...; the same photo in another folder) count once, and a heap
 gives at most ``per_heap`` boxes (its pills are alike). One photo in about seven, by name, is held back to report
 on.
