@@ -181,8 +181,8 @@ class Detector:
         return self.session.get_providers()
 
     def __call__(self, image: np.ndarray, conf: float = 0.35, iou: float = 0.5, max_det: int = 300) -> Detections:
-        det = self._detect(image, conf, iou, max_det)
-        return self.check(image, det) if len(det) and self.check is not None else det
+        det, check = self._detect(image, conf, iou, max_det), self.check
+        return check(image, det) if check is not None and len(det) else det
 
     def _detect(self, image: np.ndarray, conf: float, iou: float, max_det: int) -> Detections:
         """The boxes before the box check: the passes, the close-up and heap models, merged."""

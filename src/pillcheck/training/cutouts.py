@@ -55,7 +55,7 @@ OVERLAP = 0.05  # ... whose hulls, once split, may share this share of the small
 # dark pixels there are a dark pill's)
 RULER_BAND, RULER_DARK, RULER_TICKS = 0.10, 90, 10
 JOINED_GROWTH = 1.10
-HALF_ELONGATION = 1.25  # over the catalog's long / short: 84 of 4,188 faces, 68 of them flat on one side
+HALF_ELONGATION = 1.25  # over the catalog's long / short: 84 of 4,188 faces, 68 of them not mirrored top to bottom
 MAX_WIDTH = 0.75  # of the photo: the widest real faces (long capsules lying diagonally, zoomed style) span 0.67
 # Grid lines and ruler ticks are thin: an opening removes them, a closing fills imprints and bevels; the blur
 # before thresholding spreads each edge by ~2 px onto the background, which an erosion takes back.
@@ -189,9 +189,9 @@ def half_face(alpha: np.ndarray, long_mm: float, short_mm: float) -> bool:
     """A face cut as half a pill: the lit top of a pale pill on the grid is lost, the shaded half left is more than
     HALF_ELONGATION times as elongated as the catalog says, and it does not mirror itself top to bottom. Only the
     callers that know the product's size can tell (MODEL_CARD, "The zoomed photo style's cut-outs")."""
-    (_, _), (w, h), _ = cv2.minAreaRect(cv2.findNonZero((alpha > 0).astype(np.uint8)))
-    aspect = max(w, h) / max(min(w, h), 1.0)
-    return aspect > HALF_ELONGATION * long_mm / short_mm and _mirrored((alpha > 0).astype(np.uint8)) < SMALL_SEED_MIRROR
+    mask = (alpha > 0).astype(np.uint8)
+    (_, _), (w, h), _ = cv2.minAreaRect(cv2.findNonZero(mask))
+    return max(w, h) / max(min(w, h), 1.0) > HALF_ELONGATION * long_mm / short_mm and _mirrored(mask) < SMALL_SEED_MIRROR
 
 
 def _hull(mask: np.ndarray) -> np.ndarray:

@@ -72,17 +72,17 @@ def build_cutouts(shared: Path, cache: Path, db: Path) -> list[dict]:
             return list(csv.DictReader(f))
     cache.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(db), read_only=True) as con:
-        sizes = {seq: (long, short) for seq, long, short in
+        sizes = {seq: (float(long or 0), float(short or 0)) for seq, long, short in
                  con.execute("SELECT item_seq, max(leng_long), max(leng_short) FROM appearance GROUP BY 1").fetchall()}
     rows = []
     photos = reference_photos(shared / "photos" / "catalog_reference")
     for i, (path, seq) in enumerate(photos, 1):
-        long, short = sizes.get(seq, (None, None))
+        long, short = sizes.get(seq, (0.0, 0.0))
         for k, cut in enumerate(extract(path)):
-            if long and short and float(short) > 0 and half_face(cut.rgba[..., 3], float(long), float(short)):
+            if long and short and half_face(cut.rgba[..., 3], long, short):
                 continue  # half a pill is not a pill to draw
             if long:
-                cut.scale_to(float(long))
+                cut.scale_to(long)
             name = f"{path.parent.parent.name}_{path.stem}_{k}.png"
             cv2.imwrite(str(cache / name), cv2.cvtColor(cut.rgba, cv2.COLOR_RGBA2BGRA))
             rows.append({"file": name, "item_seq": seq, "side": cut.side, "px_per_mm": f"{cut.px_per_mm:.4f}",
