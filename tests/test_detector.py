@@ -378,24 +378,15 @@ def test_a_closeup_of_one_real_pill_gives_one_box_covering_it(served):
 def test_printed_pages_and_rulers_are_not_pills(served):
     """Eight drawn pages of text, rulers, logos and blister foil (seeds the box check never trained on) give at
     most one box in all: 95 without the box check, 18 with its first version, 1 with the one trained on pages at the
-    app's working size (MODEL_CARD, "box_check.onnx")."""
-    from pillcheck.training.scenes import printed_page
-
-    found = [len(served(printed_page((1600, 1200), np.random.default_rng([22, i])).image)) for i in range(8)]
-    assert sum(found) <= 1, found
-
-
-def test_the_box_check_drops_most_marks_on_printed_pages(served):
-    """Letters, digits and logos the detector boxes on drawn pages (this test's seeds): the box check drops nearly
-    all of them (95 -> 1 on these eight pages, measured); fails if the check is not served or lets them pass."""
+    app's working size (MODEL_CARD, "box_check.onnx"). The check is what drops them: fails if it is not served."""
     from pillcheck.inference import models
     from pillcheck.training.scenes import printed_page
 
     bare = models.detector(MODEL, check=False)
     assert served.check is not None and bare.check is None
     pages = [printed_page((1600, 1200), np.random.default_rng([22, i])).image for i in range(8)]
-    without, checked = sum(len(bare(p)) for p in pages), sum(len(served(p)) for p in pages)
-    assert without >= 40 and checked <= 0.1 * without, (without, checked)
+    found = [len(served(p)) for p in pages]
+    assert sum(len(bare(p)) for p in pages) >= 40 and sum(found) <= 1, found
 
 
 @pytest.mark.skipif(not PUSHIN.is_dir(), reason="needs ../shared/data (the real phone photos)")
