@@ -51,7 +51,7 @@ SMALL_SEED_MIRROR = 0.85  # ... and its hull must mirror itself (``_mirrored``) 
 STRADDLE = 0.25  # a single seed with at least this share of it on each side of the centre line may be two faces
 OVERLAP = 0.05  # ... whose hulls, once split, may share this share of the smaller one (touching, not stacked)
 # The ruler: its ticks and digits make at least RULER_TICKS separate runs of columns with a dark pixel (grey <
-# RULER_DARK) in the top RULER_BAND of the photo (10-20 on the grid photos; 0-7 on the zoomed style, whose only
+# RULER_DARK) in the top RULER_BAND of the photo (10-29 on the grid photos; 0-9 on the zoomed style, whose only
 # dark pixels there are a dark pill's)
 RULER_BAND, RULER_DARK, RULER_TICKS = 0.10, 90, 10
 JOINED_GROWTH = 1.10
