@@ -136,6 +136,23 @@ def test_a_near_read_of_my_medicines_imprint_names_it_surely_and_only_with_the_l
     assert index.rank(None, [far], ctc, prior=mine).status != "sure"
 
 
+def test_a_logo_read_as_a_letter_is_my_medicine_not_a_product_with_that_letter(index):
+    """A listed product whose front is a logo (마크) and nothing else; the pill is read as one letter, which is
+    exactly the face of products off the list. The logo can look like that letter: the listed product leads (it
+    lost to the letter's products before), never surely; without the list, or on a longer read, the letter wins."""
+    letter = "S"
+    exact = {str(s) for s, f, b in zip(index.item_seq, index.front, index.back) if letter in (f, b)}
+    logo = next(str(s) for s, row, f, b in zip(index.item_seq, index.rows, index.front, index.back)
+                if row[4] == "마크" and not f and b and letter not in b)
+    mine = index.list_prior([logo, "200000913"])
+    listed = index.rank(None, [letter], _reader(letter), prior=mine)
+    assert listed.best.item_seq == logo and listed.from_list is True
+    assert listed.status != "sure" and listed.best.evidence["imprint_similarity"] == 0
+    assert index.rank(None, [letter], _reader(letter)).best.item_seq in exact  # no list: the letter's products
+    code, (product,) = _twins(index, 1)  # a read of three or more characters is not a logo's
+    assert index.rank(None, [code], _reader(code), prior=mine).best.item_seq == product
+
+
 def test_a_pill_that_is_none_of_my_medicines_says_so(index):
     code, (product,) = _twins(index, 1)
     rng = np.random.default_rng(0)
