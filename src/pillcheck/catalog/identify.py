@@ -87,7 +87,7 @@ LIST_NEAR_CHARS = 3
 # mass the leader alone may leave to others and still be sure).
 GROUP_MIN_P = 1 - SURE_P
 # A face that is a logo alone (the catalog's 마크) is read as a letter or two, and with a list such a read named a
-# product off the list whose face is that letter over the person's own logo product (realistic set, own + 6: 21 of
+# product off the list whose face is that letter over the person's own logo product (realistic set, own + 6: 23 of
 # the 60 pills not named first). One of the person's products with a logo face now keeps the reads' best imprint
 # evidence less LOGO_PENALTY nats when nothing longer than LOGO_READ_CHARS was read. Chosen on the tuning set
 # (models/MODEL_CARD.md): penalties 3 / 5 / 7 / 9 for every logo product of the catalog cost top-1 without a list
