@@ -395,9 +395,10 @@ class CandidateIndex:
             # may have shown it, so it keeps the best imprint evidence any product got from these reads, less
             # LOGO_PENALTY (an exact read it is not: a logo never makes a pill sure).
             base = app_lp + log_prior
-            imprint = score - base
-            best_imprint = float(np.max(imprint[np.isfinite(imprint)], initial=0.0))
-            score = np.where(self.logo & prior.mine, np.maximum(score, base + best_imprint - LOGO_PENALTY), score)
+            imprint = (score - base)[np.isfinite(score)]
+            if len(imprint):
+                floor = base + float(imprint.max()) - LOGO_PENALTY
+                score = np.where(self.logo & prior.mine, np.maximum(score, floor), score)
         if allowed is not None:
             score = np.where(allowed, score, -np.inf)
             rivals, rival_scores = rivals[allowed[rivals]], rival_scores[allowed[rivals]]
