@@ -131,11 +131,12 @@ def test_the_grid_photos_have_a_ruler():
         assert has_ruler(cv2.imread(str(PHOTOS / r["file"]))), r["file"]
 
 
-def _catalog_size(db, item_seq: str) -> tuple[float, float]:
+def _catalog_sizes(db) -> dict[str, tuple[float, float]]:
+    """Each product's long and short side in mm, read once."""
     with duckdb.connect(str(db), read_only=True) as con:
-        long, short = con.execute("SELECT max(leng_long), max(leng_short) FROM appearance WHERE item_seq = ?",
-                                  [item_seq]).fetchone()
-    return float(long), float(short)
+        rows = con.execute("SELECT item_seq, max(leng_long), max(leng_short) FROM appearance GROUP BY 1 "
+                           "HAVING max(leng_long) > 0 AND max(leng_short) > 0").fetchall()
+    return {seq: (float(long), float(short)) for seq, long, short in rows}
 
 
 @needs_shared
@@ -144,13 +145,14 @@ def test_half_of_a_pale_pill_is_told_by_the_catalog(official_db):
     and the back of 201005549 are their lower halves (about twice as elongated as the catalog says, flat on top);
     their other faces are whole. ``half_face`` tells them apart, and calls few of the 60 white products' faces
     halves (none of their 118, measured)."""
+    sizes = _catalog_sizes(official_db)
     for name, halves in (("200808280.jpg", [True, True]), ("201101755.jpg", [True, False]),
                          ("201005549.jpg", [False, True])):
-        size = _catalog_size(official_db, name.removesuffix(".jpg"))
+        size = sizes[name.removesuffix(".jpg")]
         assert [half_face(c.rgba[..., 3], *size) for c in extract(_photo(name))] == halves, name
     faces = flagged = 0
     for r in white_ruler_photos()[:60]:
-        size = _catalog_size(official_db, r["item_seq"])
+        size = sizes[r["item_seq"]]
         for c in extract(PHOTOS / r["file"]):
             faces += 1
             flagged += half_face(c.rgba[..., 3], *size)

@@ -171,9 +171,9 @@ def _top(x: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-x, k - 1)[:k]
 
 
-def _short_reads(reads: list[str]) -> bool:
-    """Something was read, and nothing longer than a logo is read as (``LOGO_READ_CHARS``)."""
-    texts = [normalize_imprint(t) for t in reads]
+def _short_reads(texts: list[str]) -> bool:
+    """Something was read (``texts``: the reads normalised), and nothing longer than a logo is read as
+    (``LOGO_READ_CHARS``)."""
     return any(texts) and all(len(t) <= LOGO_READ_CHARS for t in texts)
 
 
@@ -360,6 +360,8 @@ class CandidateIndex:
         and most codes are shared by several products, told apart by the other face); ``prior``: per record log
         prior (``list_prior``: the person's medicines), None for the catalog alone."""
         faces = [Face(app, reads, ctc, aspect, confidence)] + ([other] if other is not None else [])
+        # each read (normalised) with the reader's confidence in it
+        texts = [(normalize_imprint(q), c) for f in faces for q, c in zip(f.reads, f.confidence or [1.0] * len(f.reads))]
         app_lp = sum(self.appearance_logp(f.app) + W_ASPECT * self.aspect_logp(f.aspect) for f in faces) / len(faces)
         if size is not None:
             app_lp = app_lp + W_SIZE * self.size_logp(*size)
@@ -390,7 +392,7 @@ class CandidateIndex:
             boosted = np.full(len(score), -np.inf, np.float32)
             boosted[short] = score[short] + W_CTC * best.astype(np.float32)
             score = boosted
-        if prior is not None and len(faces) == 1 and _short_reads(reads):
+        if prior is not None and len(faces) == 1 and _short_reads([q for q, _ in texts]):
             # A logo is read as a letter or two ('S', 'I', 'VS'): one of the person's products whose face is a logo
             # may have shown it, so it keeps the best imprint evidence any product got from these reads, less
             # LOGO_PENALTY (an exact read it is not: a logo never makes a pill sure).
@@ -428,8 +430,6 @@ class CandidateIndex:
                           **({"ctc": round(float(ctc_scores[i]), 3)} if i in ctc_scores else {})},
                 faces=faces_of,
             ))
-        # each read (normalised) with the reader's confidence in it
-        texts = [(normalize_imprint(q), c) for f in faces for q, c in zip(f.reads, f.confidence or [1.0] * len(f.reads))]
         if not ranked:
             return Identification(cands, "unknown", self._read_text(reads, other), app.to_dict() if app else {})
         lead = ranked[0][1][1]
