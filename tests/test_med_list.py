@@ -153,6 +153,23 @@ def test_a_logo_read_as_a_letter_is_my_medicine_not_a_product_with_that_letter(i
     assert index.rank(None, [code], _reader(code), prior=mine).best.item_seq == product
 
 
+def test_a_read_that_is_part_of_my_medicines_face_names_it_not_surely(index):
+    """The pill is read as a part of a listed product's face ('K' of 'KWJ': the rest worn, turned or out of
+    focus), and that part is exactly the face of products off the list. The listed product leads, never surely
+    (lost to the part's products before); without the list, or with a list that does not hold it, they win."""
+    faces = Counter(index.front) + Counter(index.back)
+    product, part = next((str(s), f[:2]) for s, f, b in zip(index.item_seq, index.front, index.back)
+                         if 4 <= len(f) <= 6 and f.isascii() and f.isalpha() and not b and faces[f] == 1
+                         and faces[f[:2]] >= 3)
+    exact = {str(s) for s, f, b in zip(index.item_seq, index.front, index.back) if part in (f, b)}
+    listed = index.rank(None, [part], _reader(part), prior=index.list_prior([product, "200000913"]))
+    assert listed.best.item_seq == product and listed.from_list is True
+    assert listed.status != "sure"
+    assert index.rank(None, [part], _reader(part)).best.item_seq in exact  # no list: the part's products
+    other = index.list_prior(["200000913"])
+    assert index.rank(None, [part], _reader(part), prior=other).best.item_seq in exact
+
+
 def test_a_pill_that_is_none_of_my_medicines_says_so(index):
     code, (product,) = _twins(index, 1)
     rng = np.random.default_rng(0)
