@@ -95,11 +95,12 @@ GROUP_MIN_P = 1 - SURE_P
 LOGO_PENALTY = 7.0
 LOGO_READ_CHARS = 2
 # A read that is a proper part of one of the person's products' faces ('K' of 'KWJ', the rest worn, turned or out of
-# focus) named a product off the list whose face is that part (realistic set, own + 6: 14 of the 41 pills not named
-# first had a short or wrong read and an off-list leader). The listed product now keeps the reads' best imprint evidence
-# less FRAGMENT_PENALTY. Chosen on a realistic tuning set of 523 pills (models/MODEL_CARD.md). Penalties 5 / 7 / 9 /
-# 11 gave own + 6 top-1 0.935 -> 0.941 / 0.943 / 0.943 / 0.935, and 10 absent 0.415 -> 0.384 / 0.398 / 0.407 /
-# 0.415. Counting only parts of 2+ characters gained less (0.939 at 3 / 5, 0.937 at 7).
+# focus) named a product off the list whose face is that part (the thirty-first session's realistic draw, own + 6:
+# 14 of the 41 pills not named first had a short or wrong read and an off-list leader). The listed product now keeps
+# the reads' best imprint evidence less FRAGMENT_PENALTY. Chosen on a realistic tuning set of 523 pills
+# (models/MODEL_CARD.md): penalties 5 / 7 / 9 / 11 gave own + 6 top-1 0.935 -> 0.941 / 0.943 / 0.943 / 0.935, and
+# 10 absent 0.415 -> 0.384 / 0.398 / 0.407 / 0.415. Counting only parts of 2+ characters gained less (0.939 at 3 / 5,
+# 0.937 at 7).
 FRAGMENT_PENALTY = 9.0
 
 
@@ -357,7 +358,7 @@ class CandidateIndex:
         return (np.array([fill[self.front_raw[i]] for i in short]), np.array([fill[self.back_raw[i]] for i in short]),
                 unspelled)
 
-    def _fragment_of(self, reads: list[str], among: np.ndarray) -> np.ndarray:
+    def _part_of(self, reads: list[str], among: np.ndarray) -> np.ndarray:
         """Which records of ``among`` have a face that holds one of ``reads`` (normalised) as a proper part."""
         out = np.zeros(len(among), bool)
         for i in np.flatnonzero(among):
@@ -406,19 +407,18 @@ class CandidateIndex:
             boosted = np.full(len(score), -np.inf, np.float32)
             boosted[short] = score[short] + W_CTC * best.astype(np.float32)
             score = boosted
-        read = [q for q, _ in texts]
-        if prior is not None and len(faces) == 1 and any(read):
-            # A logo is read as a letter or two ('S', 'I', 'VS'): one of the person's products whose face is a logo
-            # may have shown it, so it keeps the best imprint evidence any product got from these reads, less
-            # LOGO_PENALTY (an exact read it is not: a logo never makes a pill sure). A read that is a part of one
-            # of the person's products' faces ('K' of 'KWJ') keeps it less FRAGMENT_PENALTY.
+        seen = [q for q, _ in texts]
+        if prior is not None and len(faces) == 1 and any(seen):
+            # One of the person's products may have shown these reads without its imprint matching them: a logo read
+            # as a letter or two ('S', 'I', 'VS'), or a part of its face ('K' of 'KWJ'). It keeps the best imprint
+            # evidence any product got from the reads, less that case's penalty (an exact read it is not: this never
+            # makes a pill sure).
             base = app_lp + log_prior
             imprint = float(np.max(score - base, where=np.isfinite(score), initial=-np.inf))
-            if np.isfinite(imprint):
-                if _short_reads(read):
-                    score = np.where(self.logo & prior.mine, np.maximum(score, base + imprint - LOGO_PENALTY), score)
-                part = self._fragment_of(read, prior.mine)
-                score = np.where(part, np.maximum(score, base + imprint - FRAGMENT_PENALTY), score)
+            penalty = np.where(self._part_of(seen, prior.mine), np.float32(FRAGMENT_PENALTY), np.float32(np.inf))
+            if _short_reads(seen):
+                penalty = np.where(self.logo & prior.mine, np.minimum(penalty, LOGO_PENALTY), penalty)
+            score = np.maximum(score, base + imprint - penalty)  # -inf where no case holds (or nothing scored)
         if allowed is not None:
             score = np.where(allowed, score, -np.inf)
             rivals, rival_scores = rivals[allowed[rivals]], rival_scores[allowed[rivals]]
