@@ -344,3 +344,26 @@ def test_line_pairs_run_only_when_scored_and_read_as_one_batch_would(reader):
     n = len(bands.singles)
     np.testing.assert_allclose(np.stack(read.logprobs[0]), together[:n], atol=1e-4)
     np.testing.assert_allclose(np.stack([x for pair in read.lines[0] for x in pair]), together[n:], atol=1e-4)
+
+
+@needs_model
+def test_a_read_that_settles_on_one_line_is_scored_without_its_pairs(reader):
+    """A sharp one-line face that is a catalog code settles on one line: scored without the line pairs (no second
+    recognizer run) it still ranks its code first, and a string too long for one line's frames ranks last instead
+    of counting as one the reader cannot spell (-inf). A read that is no catalog face does not settle."""
+    rec = reader.recognizers[0]
+    runs = []
+    original = rec.session.run
+    rec.session.run = lambda *a, **k: runs.append(1) or original(*a, **k)
+    try:
+        read = reader.read(pill("AB12"))
+        assert reader.one_line(read, {"AB12", "XY9"}) == "AB12"
+        assert reader.one_line(read, {"XY9"}) is None
+        texts = ["AB12", *distractors(100), "AB12" * 30]
+        quick = reader.score_many(read, texts, lines=False)
+        assert len(runs) == 1  # the one-line bands only
+    finally:
+        rec.session.run = original
+    assert texts[int(np.argmax(quick))] == "AB12"
+    assert np.isfinite(quick[-1]) and quick[-1] == quick[:-1].min()
+    assert np.isneginf(reader.score_many(read, ["AB12" * 30])[0])  # with the pairs: impossible on either, as before

@@ -170,3 +170,45 @@ def test_concurrent_analyses_answer_as_one_at_a_time(official_db):
         together = list(pool.map(report, photos * 2))
     assert all(r["pills"] for r in alone)
     assert together == alone * 2
+
+
+@needs_shared
+def test_a_pill_read_on_one_line_is_named_surely_only_on_every_band(official_db, monkeypatch):
+    """A sharp one-line code is ranked without the reader's line pairs; when that ranking is sure, the pill is ranked
+    again with them, so a sure answer is exactly the one every band gives. Rendered official records: 'CAM2' (one
+    product: sure) and 'GAS20' (one product, read with fragments: not sure, and its pairs never run). With a list,
+    a settling read that is a part of a listed product's face ranks on every band from the start."""
+    from pillcheck.inference import models
+    from pillcheck.inference.detector import Detections
+    from pillcheck.inference.imprint import ImprintReader
+    from pillcheck.training.identify_set import place
+    from pillcheck.training.render import render, spec_from_record
+
+    pipe = Pipeline(db=official_db)
+    con = pipe.catalog.cursor()
+    cols = [d[0] for d in con.execute("SELECT * FROM appearance LIMIT 0").description]
+    reader = models.imprint(pipe.models_dir)
+    modes: list[bool] = []
+    score_many = reader.score_many
+    monkeypatch.setattr(reader, "score_many", lambda read, c, lines=True: modes.append(lines) or score_many(read, c, lines))
+
+    def named(seq: str, mine: list[str] | None = None) -> tuple:
+        rec = dict(zip(cols, con.execute("SELECT * FROM appearance WHERE item_seq = ?", [seq]).fetchone()))
+        rng = np.random.default_rng(3)
+        rgb, box = place(render(spec_from_record(rec, rng), 12.0, rng), rng, 220)
+        modes.clear()
+        (ident,) = pipe.identify(rgb, Detections([box], [1.0], [0]), mine=mine)
+        return ident, set(modes)
+
+    sure, sure_modes = named("198700581")
+    unsure, unsure_modes = named("198600114")
+    assert sure.status == "sure" and sure.best.item_seq == "198700581" and sure_modes == {False, True}
+    assert unsure.status != "sure" and unsure.best.item_seq == "198600114" and unsure_modes == {False}
+    monkeypatch.setattr(ImprintReader, "one_line", lambda self, read, faces: None)  # every pill on every band
+    full, full_modes = named("198700581")
+    assert full_modes == {True}
+    assert [(c.item_seq, c.score) for c in full.candidates] == [(c.item_seq, c.score) for c in sure.candidates]
+    # a settling read that is a part of a listed face ('CAM' of 'CAM2') may be one line of it: every band at once
+    monkeypatch.setattr(ImprintReader, "one_line", lambda self, read, faces: "CAM")
+    assert named("198600114")[1] == {False}
+    assert named("198600114", mine=["198700581"])[1] == {True}

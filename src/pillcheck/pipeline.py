@@ -19,6 +19,7 @@ from pillcheck import config, images
 from pillcheck.barcode import read_codes
 from pillcheck.catalog.db import Catalog, open_catalog
 from pillcheck.catalog.identify import Face, Identification, ListPrior
+from pillcheck.catalog.normalize import normalize_imprint
 from pillcheck.catalog.status import by_barcode, describe, resolve_codes
 from pillcheck.inference import measure, models
 from pillcheck.inference.appearance import Appearance, crop
@@ -129,33 +130,49 @@ class Pipeline:
             return [[index.rank(app, [], prior=prior) for app in apps[: len(det)]] for prior in priors]
         lengths = [read.length_px / k if read.length_px else None for read, (_, k) in zip(reads, pills)]
 
-        def face(app: Appearance | None, read: ImprintRead) -> Face:
+        def face(app: Appearance | None, read: ImprintRead, lines: bool = True) -> Face:
             scored: dict[str, float] = {}  # CTC scores of this read, reused by the second pass
 
             def ctc(cands: list[str]) -> np.ndarray:
                 todo = [c for c in cands if c not in scored]
                 if todo:
-                    scored.update(zip(todo, map(float, reader.score_many(read, todo))))
+                    scored.update(zip(todo, map(float, reader.score_many(read, todo, lines))))
                 return np.array([scored[c] for c in cands])
 
             return Face(app, [t for t, _ in read.texts], ctc, read.aspect, [c for _, c in read.texts])
 
         faces = [face(app, read) for app, read in zip(apps, reads)]
         others = dict(zip(order, faces[len(det):]))
+        # pills whose read settles on one line are ranked first without their line pairs (``ImprintReader.one_line``)
+        settled = {i: text for i in range(len(det)) if (text := reader.one_line(reads[i], index.raw_faces))}
+        quick = {i: face(apps[i], reads[i], lines=False) for i in settled}
 
-        def rank(i: int, prior: ListPrior | None, size: tuple[float, float] | None = None) -> Identification:
-            return index.rank(faces[i].app, faces[i].reads, faces[i].ctc, aspect=reads[i].aspect, size=size,
-                              other=others.get(i), confidence=faces[i].confidence, prior=prior)
+        def rank(i: int, prior: ListPrior | None, size: tuple[float, float] | None = None,
+                 full: frozenset[int] = frozenset()) -> Identification:
+            f = quick[i] if i in quick and i not in full else faces[i]
+            return index.rank(f.app, f.reads, f.ctc, aspect=reads[i].aspect, size=size, other=others.get(i),
+                              confidence=f.confidence, prior=prior)
 
-        results = []
-        for prior in priors:
-            first = [rank(i, prior) for i in range(len(det))]
+        def rank_photo(prior: ListPrior | None, full: frozenset[int] = frozenset()) -> list[Identification]:
+            first = [rank(i, prior, full=full) for i in range(len(det))]
             out = list(first)
             for i in range(len(det)):
                 scale = photo_scale(first, lengths, index, skip=i)
                 if scale and lengths[i]:
-                    out[i] = rank(i, prior, (lengths[i], scale))
-            results.append(out)
+                    out[i] = rank(i, prior, (lengths[i], scale), full)
+            return out
+
+        results = []
+        for prior in priors:
+            # a settling read that is a part of one of the person's products' faces may be one line of it ('100' of
+            # 'F' over '100'): such a pill is ranked on every band from the start
+            full = frozenset(i for i, text in settled.items()
+                             if prior is not None and index.part_of([normalize_imprint(text)], prior.mine).any())
+            out = rank_photo(prior, full)
+            # sure only on every band: a pill named surely without its line pairs is ranked again with them, and the
+            # photo's other pills again from their cached scores (each pill's size evidence comes from the others')
+            again = frozenset(i for i in quick if out[i].status == "sure") - full
+            results.append(rank_photo(prior, full | again) if again else out)
         return results
 
     def _measured(self, apps: list[Appearance | None], pixels: list[np.ndarray],

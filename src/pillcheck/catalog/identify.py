@@ -240,6 +240,7 @@ class CandidateIndex:
         self._similar: dict[str, np.ndarray] = {}  # read -> similarity to every vocabulary string (bounded)
         self.front_raw = [normalize_imprint(r[4], fold=False) for r in rows]
         self.back_raw = [normalize_imprint(r[5], fold=False) for r in rows]
+        self.raw_faces = frozenset(self.front_raw + self.back_raw) - {""}  # every face as a reader spells it
         self.aspect = np.array([_ratio(r[14], r[15]) for r in rows], np.float32)  # NaN: size unknown
         self.length_mm = np.array([np.fmax(_mm(r[14]), _mm(r[15])) for r in rows], np.float32)
         self.first_record: dict[str, int] = {}  # item_seq -> its first record
@@ -358,7 +359,7 @@ class CandidateIndex:
         return (np.array([fill[self.front_raw[i]] for i in short]), np.array([fill[self.back_raw[i]] for i in short]),
                 unspelled)
 
-    def _part_of(self, reads: list[str], among: np.ndarray) -> np.ndarray:
+    def part_of(self, reads: list[str], among: np.ndarray) -> np.ndarray:
         """Which records of ``among`` have a face that holds one of ``reads`` (normalised) as a proper part."""
         out = np.zeros(len(among), bool)
         for i in np.flatnonzero(among):
@@ -415,7 +416,7 @@ class CandidateIndex:
             # makes a pill sure).
             base = app_lp + log_prior
             imprint = float(np.max(score - base, where=np.isfinite(score), initial=-np.inf))
-            penalty = np.where(self._part_of(seen, prior.mine), np.float32(FRAGMENT_PENALTY), np.float32(np.inf))
+            penalty = np.where(self.part_of(seen, prior.mine), np.float32(FRAGMENT_PENALTY), np.float32(np.inf))
             if _short_reads(seen):
                 penalty = np.where(self.logo & prior.mine, np.minimum(penalty, LOGO_PENALTY), penalty)
             score = np.maximum(score, base + imprint - penalty)  # -inf where no case holds (or nothing scored)

@@ -19,7 +19,7 @@ learnt from real and drawn faces); candidates with other characters score ``-inf
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +57,13 @@ TWO_LINE_RATIO = 2.5
 # top-5 (pair-photo 0.753 -> 0.767), tuning 0.571 / 0.660 -> 0.573 / 0.666; with TWO_LINE_RATIO 2.5 0.534 / 0.631 and
 # 0.575 / 0.674; wrong-but-sure 0 throughout (models/MODEL_CARD.md).
 DIAGONALS = (45, 225, 135, 315)
+# A read that is exactly a catalog face of ONE_LINE_CHARS+ characters, with a one-line log-likelihood of ONE_LINE_LL or
+# better, is ranked without its line pairs (``ImprintReader.one_line``): the pairs are ~60% of a text pill's recognizer
+# time, and what they add is the two-line reading of imprints like 'HM' over '4', which such a read seldom needs. A
+# sure answer is still given only on every band (``Pipeline.identify_with_lists`` ranks those pills again with their
+# pairs). Realistic set, per pill p50 80 -> 55 ms; top-1 / top-5 / named surely within a few pills of before on the
+# three identification sets, wrong-but-sure 0 (models/MODEL_CARD.md, "The reader's time, again").
+ONE_LINE_LL, ONE_LINE_CHARS = -0.5, 2
 
 
 def is_hangul(ch: str) -> bool:
@@ -117,6 +124,7 @@ def _char_index(alphabet: str) -> dict[str, int]:
     return {c: i + 1 for i, c in enumerate(alphabet)}
 
 
+UNFIT_FLOOR = -1e4  # a one-line score for strings too long for the frames, when no candidate fits at all
 LENGTH_BUCKETS = (3, 6, 10)  # texts are run in groups of similar length: the forward pass costs N x (2 Lmax + 1)
 
 
@@ -458,21 +466,37 @@ class ImprintReader:
                            bands.hull, self.alphabet, pairs)
 
     @staticmethod
-    def score_many(read: ImprintRead, candidates: list[str]) -> np.ndarray:
+    def score_many(read: ImprintRead, candidates: list[str], lines: bool = True) -> np.ndarray:
         """CTC log-likelihood of each catalog imprint (normalised here): per recognizer the best over the read's
-        bands, on one line or split over an upper and a lower line; then the mean over recognizers."""
+        bands, on one line or split over an upper and a lower line; then the mean over recognizers. ``lines``
+        False: one line only (the pairs are not run), and a string too long for one line's frames, which only the
+        pairs could place, ranks below every string that fits instead of counting as one the reader cannot spell."""
         texts = [normalize_imprint(c, fold=False) for c in candidates]
         if not read.logprobs or not texts:
             return np.full(len(texts), -np.inf)
         total = np.zeros(len(texts))
         need = 2 * max(len(t) for t in texts) + 1  # frames the longest text may need
-        for one, two in zip(read.logprobs, read.lines):
+        for one, two in zip(read.logprobs, read.lines if lines else [[]] * len(read.logprobs)):
             best = ctc_scores(_trim(np.stack(one), need), texts, read.alphabet).max(0)
             if two:
                 upper, lower = (_trim(np.stack(x), need) for x in zip(*two))
                 best = np.maximum(best, two_line_scores(upper, lower, texts, read.alphabet).max(0))
             total += best
-        return total / len(read.logprobs)
+        total /= len(read.logprobs)
+        if not lines:
+            unfit = np.isinf(total) & (_encode(texts, alphabet=read.alphabet)[1] >= 0)
+            fits = total[np.isfinite(total)]
+            total[unfit] = fits.min() if len(fits) else UNFIT_FLOOR
+        return total
+
+    def one_line(self, read: ImprintRead, faces: Container[str]) -> str | None:
+        """The greedy read that settles the pill on one line, if one does: ONE_LINE_CHARS+ characters, one of
+        ``faces`` (normalised catalog faces), scoring ONE_LINE_LL or better without the line pairs."""
+        texts = [t for t, _ in read.texts if len(t) >= ONE_LINE_CHARS and t in faces]
+        if not texts:
+            return None
+        scores = self.score_many(read, texts, lines=False)
+        return texts[int(np.argmax(scores))] if scores.max() >= ONE_LINE_LL else None
 
     def score(self, read: ImprintRead, candidate_text: str) -> float:
         """One candidate (about 0.25 ms a call: for a shortlist, one score_many call is ~30x cheaper)."""
