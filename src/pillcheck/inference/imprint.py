@@ -88,7 +88,8 @@ class ImprintRead:
     def lines(self) -> list[list[tuple[np.ndarray, np.ndarray]]]:
         """Per recognizer, per orientation: (upper, lower) line log-probs. Read only when first asked for: the
         line pairs are ~70% of a pill's band pixels, and only the CTC scoring uses them, which a pill whose faces
-        read as nothing never gets (about a third of single faces)."""
+        read as nothing never gets (about a third of single faces), nor one whose read settles on one line unless it
+        comes out sure (``ImprintReader.one_line``)."""
         if self._lines is None:
             self._lines = self.pending() if self.pending else []
             self.pending = None
