@@ -227,6 +227,9 @@ class CandidateIndex:
                 self.colour_front[i, COLOURS.index(c)] = 1
             for c in colour_labels(r[10]) or colour_labels(r[9]) or ["하양"]:
                 self.colour_back[i, COLOURS.index(c)] = 1
+        # each side's colours as the colour term uses them, made once: (has, lacks x W_ABSENT, how many it has)
+        self._colour_terms = [(mask.astype(np.float64), (W_ABSENT * (1 - mask)).astype(np.float64),
+                               np.maximum(mask.sum(1), 1)) for mask in (self.colour_front, self.colour_back)]
         self.form_idx = np.array([FORMS.index(form_label(r[11])) for r in rows])
         self.line_front = np.array([bool(r[12] and r[12] != "-") or "분할선" in (r[4] or "") for r in rows])
         self.line_back = np.array([bool(r[13] and r[13] != "-") or "분할선" in (r[5] or "") for r in rows])
@@ -267,13 +270,10 @@ class CandidateIndex:
         lp = W_SHAPE * _eps_log(ps)[self.shape_idx] + W_FORM * _eps_log(pf)[self.form_idx]
         # colour: the record's colours should be present; colours it lacks count softly against it
         lc_in, lc_out = _eps_log(pc), _eps_log(1 - pc)
-
-        def colour(mask: np.ndarray) -> np.ndarray:
-            return (mask @ lc_in + W_ABSENT * (1 - mask) @ lc_out) / np.maximum(mask.sum(1), 1)
-
+        front_colour, back_colour = ((has @ lc_in + lacks @ lc_out) / count for has, lacks, count in self._colour_terms)
         line_lp = lambda has: np.where(has, np.log(max(app.line, 1e-3)), np.log(max(1 - app.line, 1e-3)))  # noqa: E731
-        front = W_COLOUR * colour(self.colour_front) + W_LINE * line_lp(self.line_front)
-        back = W_COLOUR * colour(self.colour_back) + W_LINE * line_lp(self.line_back)
+        front = W_COLOUR * front_colour + W_LINE * line_lp(self.line_front)
+        back = W_COLOUR * back_colour + W_LINE * line_lp(self.line_back)
         return (lp + np.maximum(front, back)).astype(np.float32)
 
     def list_prior(self, seqs: list[str] | None, pi: float | None = None,
