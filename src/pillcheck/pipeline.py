@@ -153,14 +153,17 @@ class Pipeline:
             return index.rank(f.app, f.reads, f.ctc, aspect=reads[i].aspect, size=size, other=others.get(i),
                               confidence=f.confidence, prior=prior)
 
-        def rank_photo(prior: ListPrior | None, full: frozenset[int] = frozenset()) -> list[Identification]:
-            first = [rank(i, prior, full=full) for i in range(len(det))]
+        def rank_photo(prior: ListPrior | None, full: frozenset[int], first: list[Identification] | None = None,
+                       redo: frozenset[int] = frozenset()) -> tuple[list[Identification], list[Identification]]:
+            """Each pill's ranking on its own (the pills of ``full`` on every band; given ``first``, only the pills of
+            ``redo`` are ranked again), then again with the size the photo's other pills imply."""
+            first = [rank(i, prior, full=full) if first is None or i in redo else first[i] for i in range(len(det))]
             out = list(first)
             for i in range(len(det)):
                 scale = photo_scale(first, lengths, index, skip=i)
                 if scale and lengths[i]:
                     out[i] = rank(i, prior, (lengths[i], scale), full)
-            return out
+            return first, out
 
         results = []
         for prior in priors:
@@ -168,11 +171,11 @@ class Pipeline:
             # 'F' over '100'): such a pill is ranked on every band from the start
             full = frozenset(i for i, text in settled.items()
                              if prior is not None and index.part_of([normalize_imprint(text)], prior.mine).any())
-            out = rank_photo(prior, full)
-            # sure only on every band: a pill named surely without its line pairs is ranked again with them, and the
-            # photo's other pills again from their cached scores (each pill's size evidence comes from the others')
+            first, out = rank_photo(prior, full)
+            # sure only on every band: a pill named surely without its line pairs is ranked again with them; the
+            # size pass runs again for all, since each pill's size evidence comes from the others' answers
             again = frozenset(i for i in quick if out[i].status == "sure") - full
-            results.append(rank_photo(prior, full | again) if again else out)
+            results.append(rank_photo(prior, full | again, first, again)[1] if again else out)
         return results
 
     def _measured(self, apps: list[Appearance | None], pixels: list[np.ndarray],

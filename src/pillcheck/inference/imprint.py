@@ -58,11 +58,12 @@ TWO_LINE_RATIO = 2.5
 # 0.575 / 0.674; wrong-but-sure 0 throughout (models/MODEL_CARD.md).
 DIAGONALS = (45, 225, 135, 315)
 # A read that is exactly a catalog face of ONE_LINE_CHARS+ characters, with a one-line log-likelihood of ONE_LINE_LL or
-# better, is ranked without its line pairs (``ImprintReader.one_line``): the pairs are ~60% of a text pill's recognizer
-# time, and what they add is the two-line reading of imprints like 'HM' over '4', which such a read seldom needs. A
-# sure answer is still given only on every band (``Pipeline.identify_with_lists`` ranks those pills again with their
-# pairs). Realistic set, per pill p50 80 -> 55 ms; top-1 / top-5 / named surely within a few pills of before on the
-# three identification sets, wrong-but-sure 0 (models/MODEL_CARD.md, "The reader's time, again").
+# better, is ranked without its line pairs (``ImprintReader.one_line``): the pairs are about half of a text pill's
+# recognizer time, and what they add is the two-line reading of imprints like 'HM' over '4', which such a read seldom
+# needs. A sure answer is still given only on every band (``Pipeline.identify_with_lists`` ranks those pills again
+# with their pairs). Realistic set, per pill p50 74 -> 55 ms (alternating runs); top-1 / top-5 / named surely within
+# 0.007 of before on the three identification sets, wrong-but-sure 0 (models/MODEL_CARD.md, "The reader's time,
+# again").
 ONE_LINE_LL, ONE_LINE_CHARS = -0.5, 2
 
 
